@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lmittmann/tint"
+)
+
+// config is everything `lastmile serve` and the tools can be told, by flag
+// or by the environment variable named beside each flag.
+type config struct {
+	addr            string
+	databaseURL     string
+	dataDir         string
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+	drainDelay      time.Duration
+	maxConns        int
+}
+
+// envFlag pairs a flag with the environment variable that also sets it.
+type envFlag struct {
+	name, env string
+}
+
+// flagSet is a flag.FlagSet that knows each flag's environment variable.
+type flagSet struct {
+	*flag.FlagSet
+	envs []envFlag
+}
+
+func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: %s\n", synopsis)
+		fs.printDefaults(out)
+	}
+	return fs
+}
+
+func (fs *flagSet) env(name, env string) { fs.envs = append(fs.envs, envFlag{name, env}) }
+
+func (fs *flagSet) printDefaults(out io.Writer) {
+	envOf := map[string]string{}
+	for _, e := range fs.envs {
+		envOf[e.name] = e.env
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		line := fmt.Sprintf("  --%-18s %-26s %s", f.Name, envOf[f.Name], f.Usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" {
+			line += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(out, line)
+	})
+}
+
+// parse applies the environment first and the command line second, so a
+// flag beats its variable. A bad value names the variable or flag.
+func (fs *flagSet) parse(args []string, getenv func(string) string) error {
+	for _, e := range fs.envs {
+		if v := getenv(e.env); v != "" {
+			if err := fs.Set(e.name, v); err != nil {
+				return fmt.Errorf("environment variable %s=%q: %w", e.env, v, err)
+			}
+		}
+	}
+	return fs.Parse(args)
+}
+
+// register adds the flags every command that touches the database shares.
+func (c *config) register(fs *flagSet) {
+	fs.StringVar(&c.databaseURL, "database", "", "Postgres URL; unset: a private Postgres in --data")
+	fs.env("database", "DATABASE_URL")
+	fs.StringVar(&c.dataDir, "data", "./.lastmile", "data folder for the private Postgres")
+	fs.env("data", "LASTMILE_DATA")
+	fs.StringVar(&c.logFormat, "log-format", "", "text | json (default: text on a terminal, json otherwise)")
+	fs.env("log-format", "LASTMILE_LOG_FORMAT")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug | info | warn | error")
+	fs.env("log-level", "LASTMILE_LOG_LEVEL")
+}
+
+// registerServe adds the flags only the server needs.
+func (c *config) registerServe(fs *flagSet) {
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
+	fs.env("addr", "LASTMILE_ADDR")
+	c.register(fs)
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
+	fs.env("shutdown-timeout", "LASTMILE_SHUTDOWN_TIMEOUT")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "at shutdown, answer /readyz with 503 this long before closing the listener (give a load balancer time to notice)")
+	fs.env("drain-delay", "LASTMILE_DRAIN_DELAY")
+	fs.IntVar(&c.maxConns, "db-max-conns", 20, "largest number of Postgres connections this replica opens")
+	fs.env("db-max-conns", "LASTMILE_DB_MAX_CONNS")
+}
+
+// newLogger builds the logger the config asks for: tint text on a terminal,
+// JSON otherwise, unless --log-format says.
+func (c *config) newLogger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	format := strings.ToLower(c.logFormat)
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)})), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	default:
+		return nil, errors.New("--log-format " + c.logFormat + ": want text or json")
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

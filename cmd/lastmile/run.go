@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/lastmile/lastmile/internal/postgres"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const overview = `lastmile: shared last-mile rides from metro stations.
+
+usage:
+  lastmile [serve] [flags]            run the server (the default command)
+  lastmile migrate [flags]            apply migrations and exit
+  lastmile version                    print the version
+  lastmile healthcheck [--addr A]     exit 0 when the local server's /readyz answers 200 (for container HEALTHCHECKs)
+
+Every flag can also be set by the environment variable named beside it.
+A command's own flags: lastmile COMMAND --help.
+
+flags of serve:
+`
+
+// run is the whole program: main only gives it the process's arguments,
+// environment and standard streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd, rest := "serve", args[1:]
+	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
+		cmd, rest = rest[0], rest[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "healthcheck":
+		err = runHealthcheck(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "lastmile", buildVersion())
+	case "help":
+		printOverview(stdout)
+	default:
+		printOverview(stderr)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func printOverview(w io.Writer) {
+	fmt.Fprint(w, overview)
+	var cfg config
+	fs := newFlagSet("serve", "", w)
+	cfg.registerServe(fs)
+	fs.printDefaults(w)
+	fmt.Fprint(w, "\nflags of migrate: --database, --data, --log-format, --log-level (as above)\n")
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+// database returns the URL of the database to use: DATABASE_URL when set,
+// else a private Postgres in the data folder, started here. stop stops what
+// was started (and is a no-op otherwise).
+func (c *config) database(ctx context.Context, logger *slog.Logger) (url string, stop func() error, err error) {
+	if c.databaseURL != "" {
+		return c.databaseURL, func() error { return nil }, nil
+	}
+	p, err := postgres.StartPrivate(ctx, postgres.PrivateOptions{Dir: c.dataDir, Database: "lastmile", Logger: logger})
+	if err != nil {
+		return "", nil, err
+	}
+	return p.URL, p.Stop, nil
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("migrate", "lastmile migrate [flags]", stderr)
+	cfg.register(fs)
+	if err := fs.parse(args, getenv); err != nil {
+		return err
+	}
+	logger, err := cfg.newLogger(stderr)
+	if err != nil {
+		return err
+	}
+	url, stop, err := cfg.database(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	v, err := postgres.Migrate(url)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database is at migration %d\n", v)
+	return nil
+}
+
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("healthcheck", "lastmile healthcheck [--addr A]", stderr)
+	addr := fs.String("addr", ":8080", "listen address of the server to check")
+	fs.env("addr", "LASTMILE_ADDR")
+	if err := fs.parse(args, getenv); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", *addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("readyz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz answered %s", resp.Status)
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
+}

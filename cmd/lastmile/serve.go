@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/postgres"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := newFlagSet("serve", "lastmile [serve] [flags]", stderr)
+	cfg.registerServe(fs)
+	fs.Usage = func() { printOverview(stderr) }
+	if err := fs.parse(args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	logger, err := cfg.newLogger(stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, logger, stdout)
+}
+
+// serve runs the server until ctx is cancelled, then shuts down in order:
+// readiness turns 503, the listener closes and in-flight requests finish,
+// long-lived connections are told to go away, background work stops, and
+// the private Postgres (if any) stops last.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) (err error) {
+	started := time.Now()
+	dbURL, stopDB, err := cfg.database(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if stopErr := stopDB(); stopErr != nil && err == nil {
+			err = stopErr
+		}
+	}()
+	schema, err := postgres.Migrate(dbURL)
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.Open(ctx, dbURL, int32(cfg.maxConns))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	health := &health{pool: pool}
+	a, err := newApp(cfg, pool, logger, reg)
+	if err != nil {
+		return err
+	}
+
+	r := chi.NewRouter()
+	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody)
+	r.Get("/healthz", health.live)
+	r.Get("/readyz", health.ready)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	a.mount(r)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, r, errNoRoute)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, r, errMethod)
+	})
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	srv.RegisterOnShutdown(a.goAway)
+	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
+		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
+	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, runner := range a.runners {
+		g.Go(func() error { return runner(gctx) })
+	}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		health.draining.Store(true)
+		logger.Info("shutting down: readiness is now 503", "drain_delay", cfg.drainDelay)
+		if cfg.drainDelay > 0 {
+			time.Sleep(cfg.drainDelay)
+		}
+		shCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(shCtx); err != nil {
+			logger.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
+			srv.Close()
+		}
+		return nil
+	})
+	err = g.Wait()
+	logger.Info("stopped")
+	return err
+}
+
+// health answers the liveness and readiness probes.
+type health struct {
+	pool     *pgxpool.Pool
+	draining atomic.Bool
+}
+
+// live answers 200 while the process runs.
+func (h *health) live(w http.ResponseWriter, r *http.Request) {
+	httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready answers 200 only when Postgres answers and the schema is the one
+// this binary needs, and 503 with the reason otherwise or while draining.
+func (h *health) ready(w http.ResponseWriter, r *http.Request) {
+	notReady := func(reason string) {
+		httpx.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
+	}
+	if h.draining.Load() {
+		notReady("shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	applied, dirty, err := postgres.SchemaVersion(ctx, h.pool)
+	if err != nil {
+		notReady("database unreachable: " + err.Error())
+		return
+	}
+	want, err := postgres.LatestVersion()
+	if err != nil {
+		notReady(err.Error())
+		return
+	}
+	if dirty || applied < want {
+		notReady(fmt.Sprintf("migrations not applied: database at %d (dirty=%t), binary needs %d", applied, dirty, want))
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"status": "ready", "schema_version": applied})
+}

@@ -1,0 +1,3 @@
+// Package station owns the catalog of metro stations and the areas near
+// them: CRUD for operators, GTFS import, and nearby search.
+package station
