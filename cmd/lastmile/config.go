@@ -24,6 +24,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	drainDelay      time.Duration
 	maxConns        int
+	tokenTTL        time.Duration
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -99,6 +100,8 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("drain-delay", "LASTMILE_DRAIN_DELAY")
 	fs.IntVar(&c.maxConns, "db-max-conns", 20, "largest number of Postgres connections this replica opens")
 	fs.env("db-max-conns", "LASTMILE_DB_MAX_CONNS")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", 30*24*time.Hour, "how long a sign-in token works")
+	fs.env("token-ttl", "LASTMILE_TOKEN_TTL")
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

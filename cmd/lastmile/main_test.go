@@ -245,3 +245,15 @@ func TestMigrateCommandIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// testConfig is the serve configuration with its defaults, as parsed from
+// an empty command line.
+func testConfig() config {
+	var cfg config
+	fs := newFlagSet("serve", "", io.Discard)
+	cfg.registerServe(fs)
+	if err := fs.parse(nil, func(string) string { return "" }); err != nil {
+		panic(err)
+	}
+	return cfg
+}

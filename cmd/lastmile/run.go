@@ -24,6 +24,8 @@ usage:
   lastmile [serve] [flags]            run the server (the default command)
   lastmile migrate [flags]            apply migrations and exit
   lastmile version                    print the version
+  lastmile user create --role operator --email E --name N
+                                      create an account (password on stdin)
   lastmile healthcheck [--addr A]     exit 0 when the local server's /readyz answers 200 (for container HEALTHCHECKs)
 
 Every flag can also be set by the environment variable named beside it.
@@ -45,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runServe(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		err = runUser(ctx, rest, getenv, stdin, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version":

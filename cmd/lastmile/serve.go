@@ -73,18 +73,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
-	r := chi.NewRouter()
-	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody)
-	r.Get("/healthz", health.live)
-	r.Get("/readyz", health.ready)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	a.mount(r)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		httpx.Error(w, r, errNoRoute)
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		httpx.Error(w, r, errMethod)
-	})
+	r := a.router(health, reg, logger)
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -133,6 +122,23 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	err = g.Wait()
 	logger.Info("stopped")
 	return err
+}
+
+// router is the whole HTTP surface: operations endpoints and every domain.
+func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logger) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody)
+	r.Get("/healthz", health.live)
+	r.Get("/readyz", health.ready)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	a.mount(r)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, r, errNoRoute)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Error(w, r, errMethod)
+	})
+	return r
 }
 
 // health answers the liveness and readiness probes.

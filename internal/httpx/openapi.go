@@ -1,9 +1,11 @@
 package httpx
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 )
 
@@ -53,4 +55,29 @@ func asMap(m map[string]any, key string) map[string]any {
 	v := map[string]any{}
 	m[key] = v
 	return v
+}
+
+// OpenAPIBase is the base document: info, operations endpoints, security
+// schemes and the shared error responses every fragment refers to.
+//
+//go:embed openapi_base.json
+var OpenAPIBase []byte
+
+//go:embed apidocs.html
+var apiDocsPage []byte
+
+// ServeOpenAPI serves doc at GET /api/v1/openapi.json and a page that
+// renders it for a person at GET /api/docs.
+func ServeOpenAPI(r interface {
+	Get(pattern string, h http.HandlerFunc)
+}, doc []byte) {
+	r.Get("/api/v1/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	})
+	r.Get("/api/docs", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		_, _ = w.Write(apiDocsPage)
+	})
 }

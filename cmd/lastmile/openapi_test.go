@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+)
+
+// TestOpenAPIMatchesRoutes fails when a route exists that the OpenAPI
+// document lacks, or the document describes a route that does not exist.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	a, err := newApp(testConfig(), pgtest.New(t), logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := a.router(&health{}, prometheus.NewRegistry(), logger)
+
+	var served []string
+	err = chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		served = append(served, strings.ToLower(method)+" "+strings.TrimSuffix(route, "/*"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(a.openapi, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method == "parameters" || method == "summary" || method == "description" {
+				continue
+			}
+			documented = append(documented, method+" "+path)
+		}
+	}
+	for _, s := range served {
+		if !slices.Contains(documented, s) {
+			t.Errorf("route %q is served but not in the OpenAPI document", s)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(served, d) {
+			t.Errorf("the OpenAPI document describes %q, which is not served", d)
+		}
+	}
+	if len(served) < 5 {
+		t.Fatalf("only %d routes found: the walk is broken", len(served))
+	}
+}
+
+func TestOpenAPIDocumentAndPageAreServed(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	var doc map[string]any
+	if code := getJSON(t, s.URL+"/api/v1/openapi.json", &doc); code != 200 || doc["openapi"] != "3.1.0" {
+		t.Fatalf("openapi.json = %d, openapi %v", code, doc["openapi"])
+	}
+	resp, err := http.Get(s.URL + "/api/docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "/api/v1/openapi.json") {
+		t.Fatalf("/api/docs = %d %s, want an HTML page that loads the document", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
