@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/matching"
+	"github.com/lastmile/lastmile/internal/notify"
+	"github.com/lastmile/lastmile/internal/rider"
+	"github.com/lastmile/lastmile/internal/station"
+	"github.com/lastmile/lastmile/internal/trip"
 	"github.com/lastmile/lastmile/internal/user"
 )
 
@@ -23,45 +29,83 @@ var (
 // app is every domain, wired together. This is the one place that knows
 // each concrete type.
 type app struct {
-	users   *user.Service
-	openapi []byte
-	routes  []func(r chi.Router, requireAuth func(http.Handler) http.Handler)
+	users      *user.Service
+	stations   *station.Service
+	notify     *notify.Service
+	drivers    *driver.Service
+	riders     *rider.Service
+	trips      *trip.Service
+	location   *location.Service
+	matching   *matching.Service
+	idempotent *httpx.Idempotency
+	openapi    []byte
 	// runners are the long-lived background components, each stopped by
 	// cancelling its context.
 	runners []func(context.Context) error
-	// closers tell long-lived connections (WebSockets) to go away at shutdown.
-	closers []func()
 }
 
 func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{}
-	users, err := user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, logger.With("domain", "user"))
+	log := func(domain string) *slog.Logger { return logger.With("domain", domain) }
+	var err error
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, log("user")); err != nil {
+		return nil, err
+	}
+	a.stations = station.New(pool, log("station"))
+	a.notify, err = notify.New(pool, a.users, notify.Config{
+		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
+	}, log("notify"), reg)
 	if err != nil {
 		return nil, err
 	}
-	a.users = users
-	a.routes = append(a.routes, user.NewHandler(users).Routes)
-	a.runners = append(a.runners, users.Run)
+	a.users.UseSessions(a.notify)
+	ev := events{a.notify}
+	a.drivers = driver.New(pool, log("driver"))
+	a.riders = rider.New(pool, rider.Config{ExpireAfter: cfg.requestExpiry}, ev, log("rider"))
+	a.trips = trip.New(pool, trip.Config{NoShowWait: cfg.noShowWait}, ev, a.riders, a.drivers, log("trip"))
+	a.drivers.UseTrips(a.trips)
+	a.riders.UseTrips(a.trips)
+	a.location = location.New(pool, location.Config{
+		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
+	}, routeSource{a.drivers, a.stations, a.trips}, nil, a.notify, log("location"), reg)
+	a.matching = matching.New(pool, matching.Config{Workers: cfg.matchWorkers, Grace: cfg.matchGrace, OfflineAfter: cfg.offlineAfter},
+		a.drivers, a.riders, a.trips, ev, a.location, names{a.users}, log("matching"), reg)
+	a.location.UseSink(a.matching)
+	a.riders.UseMatcher(a.matching)
+	a.notify.Handle("location", a.location.HandleMessage)
+	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
 
-	a.openapi, err = httpx.OpenAPI(httpx.OpenAPIBase, user.OpenAPI)
+	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
+
+	a.openapi, err = httpx.OpenAPI(httpx.OpenAPIBase, user.OpenAPI, station.OpenAPI, notify.OpenAPI,
+		driver.OpenAPI, rider.OpenAPI, trip.OpenAPI, location.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("build the OpenAPI document: %w", err)
 	}
 	return a, nil
 }
 
+// start does what must happen once before serving: fill an empty station
+// catalog from the default data set.
+func (a *app) start(ctx context.Context) error {
+	return a.stations.Seed(ctx)
+}
+
 // mount adds every domain's routes to r.
 func (a *app) mount(r chi.Router) {
 	requireAuth := httpx.RequireAuth(a.users)
+	idem := a.idempotent.Middleware
 	httpx.ServeOpenAPI(r, a.openapi)
-	for _, routes := range a.routes {
-		routes(r, requireAuth)
-	}
+	user.NewHandler(a.users).Routes(r, requireAuth)
+	station.NewHandler(a.stations).Routes(r, requireAuth, idem)
+	a.notify.Routes(r, requireAuth)
+	driver.NewHandler(a.drivers).Routes(r, requireAuth, idem)
+	rider.NewHandler(a.riders).Routes(r, requireAuth, idem)
+	trip.NewHandler(a.trips).Routes(r, requireAuth)
+	location.NewHandler(a.location).Routes(r, requireAuth)
 }
 
 // goAway tells long-lived connections that the server is going away.
 func (a *app) goAway() {
-	for _, c := range a.closers {
-		c()
-	}
+	a.notify.GoAway()
 }

@@ -25,6 +25,15 @@ type config struct {
 	drainDelay      time.Duration
 	maxConns        int
 	tokenTTL        time.Duration
+	allowedOrigins  []string
+	eventRetention  time.Duration
+	requestExpiry   time.Duration
+	noShowWait      time.Duration
+	matchGrace      time.Duration
+	matchWorkers    int
+	offlineAfter    time.Duration
+	maxSpeedKmh     float64
+	approachEvery   time.Duration
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -102,6 +111,32 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("db-max-conns", "LASTMILE_DB_MAX_CONNS")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 30*24*time.Hour, "how long a sign-in token works")
 	fs.env("token-ttl", "LASTMILE_TOKEN_TTL")
+	fs.Func("allowed-origins", "comma-separated browser origins allowed to open WebSockets, besides the server's own", func(v string) error {
+		c.allowedOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.allowedOrigins = append(c.allowedOrigins, o)
+			}
+		}
+		return nil
+	})
+	fs.env("allowed-origins", "LASTMILE_ALLOWED_ORIGINS")
+	fs.DurationVar(&c.eventRetention, "event-retention", 7*24*time.Hour, "how long events are kept for clients to resume from")
+	fs.env("event-retention", "LASTMILE_EVENT_RETENTION")
+	fs.DurationVar(&c.requestExpiry, "request-expiry", 30*time.Minute, "a waiting ride request expires this long after its arrival time")
+	fs.env("request-expiry", "LASTMILE_REQUEST_EXPIRY")
+	fs.DurationVar(&c.noShowWait, "no-show-wait", 5*time.Minute, "how long after arrival a driver may mark a rider no-show")
+	fs.env("no-show-wait", "LASTMILE_NO_SHOW_WAIT")
+	fs.DurationVar(&c.matchGrace, "match-grace", 5*time.Minute, "a request is eligible when its arrival time is no later than the driver's ETA plus this")
+	fs.env("match-grace", "LASTMILE_MATCH_GRACE")
+	fs.IntVar(&c.matchWorkers, "match-workers", 4, "matching worker pool size")
+	fs.env("match-workers", "LASTMILE_MATCH_WORKERS")
+	fs.DurationVar(&c.offlineAfter, "offline-after", time.Minute, "a driver whose latest fix is older counts as offline and is never matched")
+	fs.env("offline-after", "LASTMILE_OFFLINE_AFTER")
+	fs.Float64Var(&c.maxSpeedKmh, "max-speed-kmh", 150, "fixes implying a higher speed are rejected")
+	fs.env("max-speed-kmh", "LASTMILE_MAX_SPEED_KMH")
+	fs.DurationVar(&c.approachEvery, "approach-every", 5*time.Second, "while a driver stays near a station, how often its approach is matched again")
+	fs.env("approach-every", "LASTMILE_APPROACH_EVERY")
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

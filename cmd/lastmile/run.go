@@ -26,6 +26,7 @@ usage:
   lastmile version                    print the version
   lastmile user create --role operator --email E --name N
                                       create an account (password on stdin)
+  lastmile stations import FILE       import stations from a GTFS .zip or stops.txt
   lastmile healthcheck [--addr A]     exit 0 when the local server's /readyz answers 200 (for container HEALTHCHECKs)
 
 Every flag can also be set by the environment variable named beside it.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "user":
 		err = runUser(ctx, rest, getenv, stdin, stdout, stderr)
+	case "stations":
+		err = runStations(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, getenv, stdout, stderr)
 	case "version":

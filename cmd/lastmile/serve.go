@@ -72,6 +72,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
+	if err := a.start(ctx); err != nil {
+		return err
+	}
 
 	r := a.router(health, reg, logger)
 

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+)
+
+// The HSR Layout station of the default catalog and two of its areas.
+const (
+	hsrStation = "hsr"
+	hsrLat     = 12.9121
+	hsrLng     = 77.6387
+	areaA      = "kudlu-gate"
+	areaB      = "agara"
+)
+
+type rideRequest struct {
+	ID        string  `json:"id"`
+	RiderID   string  `json:"rider_id"`
+	Status    string  `json:"status"`
+	TripID    *string `json:"trip_id"`
+	PartySize int     `json:"party_size"`
+}
+
+type tripView struct {
+	ID       string `json:"id"`
+	DriverID string `json:"driver_id"`
+	Status   string `json:"status"`
+	Riders   []struct {
+		RiderID   string `json:"rider_id"`
+		RequestID string `json:"ride_request_id"`
+		PartySize int    `json:"party_size"`
+		Status    string `json:"status"`
+	} `json:"riders"`
+	Events []struct {
+		Kind string `json:"kind"`
+	} `json:"events"`
+}
+
+// walker sends a driver's fixes walking north to the station in 300 m
+// steps 8 s apart (135 km/h: plausible), timed so the last steps are fresh.
+type walker struct {
+	ws    *socket
+	step  int
+	start time.Time
+	steps int
+}
+
+func newWalker(ws *socket, fromM float64) *walker {
+	steps := int(fromM / 300)
+	return &walker{ws: ws, steps: steps, start: time.Now().Add(-time.Duration(steps*8-5) * time.Second)}
+}
+
+// next sends the next fix; it returns false once at the station.
+func (w *walker) next() bool {
+	if w.step > w.steps {
+		return false
+	}
+	remaining := float64(w.steps-w.step) * 300
+	lat := hsrLat - remaining/111195
+	at := w.start.Add(time.Duration(w.step*8) * time.Second)
+	w.ws.send(map[string]any{"type": "location", "lat": lat, "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano), "speed_mps": 37.5})
+	w.step++
+	return true
+}
+
+// TestSpineGPSToMatch is the whole path through real sockets and a real
+// database: a driver's fixes walk in from 3 km away, the three oldest
+// riders waiting at the station for the driver's destination are matched
+// and told at once, the driver is told, the fourth and a rider for another
+// area keep waiting; when a matched rider cancels, the fourth takes the
+// seat on the next fix. Then the trip runs to completion.
+func TestSpineGPSToMatch(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), map[string]string{
+		"LASTMILE_APPROACH_EVERY": "100ms",
+		"LASTMILE_NO_SHOW_WAIT":   "1s",
+	})
+	driver := signUp(t, s, "driver", "Ravi")
+	driverWS := driver.connect("")
+	route := driver.must(201, "POST", "/api/v1/routes", map[string]any{
+		"station_ids": []string{"silkboard", hsrStation, "bellandur"}, "destination_area_id": areaA, "seats": 3, "vehicle": "white Swift KA-01-AB-1234"})
+	routeID := route["id"].(string)
+
+	type waiting struct {
+		c   *client
+		ws  *socket
+		req rideRequest
+	}
+	now := time.Now()
+	var riders []waiting
+	for i := range 4 { // arrival times one minute apart: 1 is the oldest
+		c := signUp(t, s, "rider", fmt.Sprintf("Rider%d", i+1))
+		ws := c.connect("")
+		var req rideRequest
+		body := map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": now.Add(time.Duration(i+1) * time.Minute).UTC().Format(time.RFC3339)}
+		if code := c.do("POST", "/api/v1/ride-requests", body, &req); code != 201 || req.Status != "waiting" {
+			t.Fatalf("ride request %d = %d %+v", i+1, code, req)
+		}
+		riders = append(riders, waiting{c, ws, req})
+	}
+	other := signUp(t, s, "rider", "Elsewhere")
+	otherWS := other.connect("")
+	other.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaB,
+		"arrival_time": now.Add(30 * time.Second).UTC().Format(time.RFC3339)})
+
+	// Walk in from 3 km; nothing may be matched until the driver is inside 800 m.
+	w := newWalker(driverWS, 3000)
+	for w.step < w.steps-3 { // still more than 800 m away
+		w.next()
+	}
+	riders[0].ws.none("ride.matched", 300*time.Millisecond)
+	for w.next() {
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var tripID string
+	for i := range 3 {
+		e := riders[i].ws.next("event", "ride.matched", 5*time.Second)
+		m := decode[struct {
+			TripID  string         `json:"trip_id"`
+			ReqID   string         `json:"ride_request_id"`
+			Station string         `json:"station_id"`
+			Vehicle string         `json:"vehicle"`
+			Driver  map[string]any `json:"driver"`
+			ETA     time.Time      `json:"eta"`
+		}](t, e)
+		if m.ReqID != riders[i].req.ID || m.Station != hsrStation || m.Driver["name"] != "Ravi" || m.Vehicle == "" || m.ETA.IsZero() {
+			t.Fatalf("rider %d ride.matched = %s", i+1, e.Data)
+		}
+		if tripID == "" {
+			tripID = m.TripID
+		} else if m.TripID != tripID {
+			t.Fatalf("rider %d matched to trip %s, others to %s: one trip per driver and station", i+1, m.TripID, tripID)
+		}
+	}
+	assigned := driverWS.next("event", "trip.assigned", 5*time.Second)
+	if got := decode[map[string]any](t, assigned); got["trip_id"] != tripID {
+		t.Fatalf("trip.assigned = %s, want trip %s", assigned.Data, tripID)
+	}
+	riders[3].ws.none("ride.matched", 300*time.Millisecond)
+	otherWS.none("ride.matched", 10*time.Millisecond)
+
+	var r4 rideRequest
+	riders[3].c.do("GET", "/api/v1/ride-requests/"+riders[3].req.ID, nil, &r4)
+	if r4.Status != "waiting" {
+		t.Fatalf("the fourth rider is %s, want waiting", r4.Status)
+	}
+	var rt map[string]any
+	driver.do("GET", "/api/v1/routes/current", nil, &rt)
+	if rt["seats_free"] != float64(0) {
+		t.Fatalf("seats_free = %v after three matches, want 0", rt["seats_free"])
+	}
+
+	// Rider 2 cancels: the seat comes back, and on the next fix rider 4 takes it.
+	riders[1].c.must(200, "POST", "/api/v1/ride-requests/"+riders[1].req.ID+"/cancel", nil)
+	riders[1].ws.next("event", "ride.cancelled", 5*time.Second)
+	time.Sleep(150 * time.Millisecond) // past the approach throttle
+	driverWS.send(map[string]any{"type": "location", "lat": hsrLat - 0.0005, "lng": hsrLng, "speed_mps": 2,
+		"at": w.start.Add(time.Duration(w.steps*8+8) * time.Second).UTC().Format(time.RFC3339Nano)})
+	e := riders[3].ws.next("event", "ride.matched", 5*time.Second)
+	if m := decode[map[string]any](t, e); m["trip_id"] != tripID {
+		t.Fatalf("the fourth rider joined trip %v, want %s", m["trip_id"], tripID)
+	}
+
+	// The trip, from the driver's side.
+	path := "/api/v1/trips/" + tripID
+	driver.must(409, "POST", path+"/start", nil) // not arrived
+	driver.must(409, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
+	driver.must(200, "POST", path+"/arrived", nil)
+	driver.must(409, "POST", path+"/arrived", nil)
+	riders[0].ws.next("event", "trip.updated", 5*time.Second)
+	driver.must(200, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
+	driver.must(200, "POST", path+"/riders/"+riders[2].c.id+"/picked-up", nil)
+	driver.must(409, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil) // too early
+	driver.must(409, "POST", path+"/start", nil)                             // rider 4 still waiting
+	time.Sleep(1100 * time.Millisecond)
+	driver.must(200, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil)
+	driver.must(404, "POST", path+"/riders/"+other.id+"/picked-up", nil) // not in the trip
+	driver.must(200, "POST", path+"/start", nil)
+	driver.must(409, "POST", path+"/riders/"+riders[0].c.id+"/no-show", nil)
+	driver.must(200, "POST", path+"/riders/"+riders[0].c.id+"/dropped-off", nil)
+	var tv tripView
+	driver.do("POST", path+"/riders/"+riders[2].c.id+"/dropped-off", nil, &tv)
+	if tv.Status != "completed" {
+		t.Fatalf("after the last drop-off the trip is %s, want completed", tv.Status)
+	}
+	wantKinds := []string{"rider_joined", "rider_joined", "rider_joined", "rider_cancelled", "rider_joined", "arrived", "picked_up",
+		"picked_up", "no_show", "started", "dropped_off", "dropped_off", "completed"}
+	if len(tv.Events) != len(wantKinds) {
+		t.Fatalf("trip events = %+v, want %v", tv.Events, wantKinds)
+	}
+	for i, k := range wantKinds {
+		if tv.Events[i].Kind != k {
+			t.Fatalf("trip event %d = %s, want %s (all: %+v)", i, tv.Events[i].Kind, k, tv.Events)
+		}
+	}
+	driver.do("GET", "/api/v1/routes/"+routeID, nil, &rt)
+	if rt["seats_free"] != float64(3) || rt["status"] != "active" {
+		t.Fatalf("route after the trip = %v, want active with 3 free seats", rt)
+	}
+	for i, want := range []string{"dropped_off", "cancelled", "dropped_off", "no_show"} {
+		var rr rideRequest
+		riders[i].c.do("GET", "/api/v1/ride-requests/"+riders[i].req.ID, nil, &rr)
+		if rr.Status != want {
+			t.Errorf("rider %d's request is %s, want %s", i+1, rr.Status, want)
+		}
+	}
+}

@@ -1,0 +1,2 @@
+DROP TABLE areas;
+DROP TABLE stations;

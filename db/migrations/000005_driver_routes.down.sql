@@ -1,0 +1,2 @@
+DROP TABLE route_stations;
+DROP TABLE routes;

@@ -1,0 +1,58 @@
+-- name: CreateRequest :one
+INSERT INTO ride_requests (rider_id, station_id, destination_area_id, arrival_time, party_size)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING *;
+
+-- name: GetRequest :one
+SELECT * FROM ride_requests WHERE id = $1;
+
+-- name: LockRequest :one
+SELECT * FROM ride_requests WHERE id = $1 FOR UPDATE;
+
+-- name: ListRequests :many
+SELECT * FROM ride_requests
+WHERE (sqlc.narg('rider_id')::uuid IS NULL OR rider_id = sqlc.narg('rider_id'))
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'))
+  AND (sqlc.narg('before_at')::timestamptz IS NULL OR (created_at, id) < (sqlc.narg('before_at'), sqlc.narg('before_id')::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT sqlc.arg('lim');
+
+-- name: LockWaiting :many
+-- Waiting requests a driver approaching station_id towards area can take,
+-- oldest arrival first; rows another transaction holds are skipped.
+SELECT * FROM ride_requests
+WHERE station_id = sqlc.arg('station_id')
+  AND destination_area_id = sqlc.arg('area_id')
+  AND status = 'waiting'
+  AND arrival_time <= sqlc.arg('latest_arrival')
+ORDER BY arrival_time, created_at, id
+LIMIT sqlc.arg('lim')
+FOR UPDATE SKIP LOCKED;
+
+-- name: MarkMatched :execrows
+UPDATE ride_requests SET status = 'matched', trip_id = sqlc.arg('trip_id'), updated_at = now()
+WHERE id = ANY(sqlc.arg('ids')::uuid[]) AND status = 'waiting';
+
+-- name: SetRequestStatus :one
+UPDATE ride_requests SET status = sqlc.arg('status'), updated_at = now()
+WHERE id = sqlc.arg('id')
+RETURNING *;
+
+-- name: Requeue :many
+UPDATE ride_requests SET status = 'waiting', trip_id = NULL, updated_at = now()
+WHERE id = ANY(sqlc.arg('ids')::uuid[]) AND status = 'matched'
+RETURNING *;
+
+-- name: ExpireWaiting :many
+-- Waiting requests whose arrival lies too far in the past, a batch at a time;
+-- rows another replica is expiring are skipped.
+WITH due AS (
+    SELECT d.id FROM ride_requests d
+    WHERE d.status = 'waiting' AND d.arrival_time < sqlc.arg('before')
+    ORDER BY d.arrival_time
+    LIMIT sqlc.arg('lim')
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE ride_requests r SET status = 'expired', updated_at = now()
+FROM due WHERE r.id = due.id
+RETURNING r.*;

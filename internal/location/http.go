@@ -1,0 +1,151 @@
+package location
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/geo"
+	"github.com/lastmile/lastmile/internal/httpx"
+)
+
+// OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// FixInput is one fix as clients send it, over the socket (with "type":
+// "location") or over REST.
+type FixInput struct {
+	Type     string   `json:"type,omitempty"`
+	Lat      *float64 `json:"lat"`
+	Lng      *float64 `json:"lng"`
+	At       *string  `json:"at,omitempty"`
+	SpeedMps *float64 `json:"speed_mps,omitempty"`
+	Heading  *float64 `json:"heading,omitempty"`
+}
+
+// fix turns the input into a Fix, naming a missing or malformed field.
+func (in FixInput) fix() (Fix, error) {
+	switch {
+	case in.Lat == nil:
+		return Fix{}, reject("invalid_lat", "lat is required")
+	case in.Lng == nil:
+		return Fix{}, reject("invalid_lng", "lng is required")
+	}
+	f := Fix{Point: geo.Point{Lat: *in.Lat, Lng: *in.Lng}, SpeedMps: in.SpeedMps, Heading: in.Heading}
+	if in.At != nil {
+		at, err := time.Parse(time.RFC3339Nano, *in.At)
+		if err != nil {
+			return Fix{}, reject("invalid_at", "at must be an RFC 3339 time")
+		}
+		f.At = at
+	}
+	return f, nil
+}
+
+var errNotDriver = fault.New(fault.Forbidden, "only drivers send locations")
+
+// HandleMessage takes a "location" message from a WebSocket. Its errors are
+// sent back to the client as error messages; the socket stays open.
+func (s *Service) HandleMessage(_ context.Context, p httpx.Principal, raw json.RawMessage) error {
+	if p.Role != httpx.RoleDriver {
+		return errNotDriver
+	}
+	var in FixInput
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return reject("malformed_location", "a location message is {type, lat, lng, at?, speed_mps?, heading?}: %s", err.Error())
+	}
+	f, err := in.fix()
+	if err != nil {
+		return err
+	}
+	return s.Ingest(p.UserID, f)
+}
+
+// Handler serves the REST location API.
+type Handler struct {
+	svc *Service
+}
+
+// NewHandler returns the REST location API over svc.
+func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// Routes mounts the API.
+func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
+	r.With(requireAuth).Post("/api/v1/location", h.post)
+}
+
+// maxBatch bounds the fixes of one POST.
+const maxBatch = 100
+
+type rejected struct {
+	Index   int    `json:"index"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// post takes one fix, or {"fixes": [...]} with up to 100, for clients that
+// cannot hold a socket. Each fix is checked as over the socket; the answer
+// says how many were applied and why any others were not.
+func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r, httpx.RoleDriver)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var in struct {
+		FixInput
+		Fixes []FixInput `json:"fixes"`
+	}
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	fixes := in.Fixes
+	if len(fixes) == 0 {
+		fixes = []FixInput{in.FixInput}
+	} else if in.Lat != nil || in.Lng != nil {
+		httpx.Error(w, r, fault.New(fault.Malformed, "send either one fix or fixes, not both"))
+		return
+	}
+	if len(fixes) > maxBatch {
+		httpx.Error(w, r, &fault.Validation{Fields: []fault.FieldError{{Field: "fixes", Message: fmt.Sprintf("at most %d fixes per request", maxBatch)}}})
+		return
+	}
+	out := struct {
+		Accepted int        `json:"accepted"`
+		Rejected []rejected `json:"rejected"`
+	}{Rejected: []rejected{}}
+	for i, fi := range fixes {
+		f, err := fi.fix()
+		if err == nil {
+			err = h.svc.Ingest(p.UserID, f)
+		}
+		var rej *Rejection
+		switch {
+		case err == nil:
+			out.Accepted++
+		case errors.As(err, &rej):
+			out.Rejected = append(out.Rejected, rejected{Index: i, Code: rej.Code, Message: rej.Message})
+		default:
+			httpx.Error(w, r, err)
+			return
+		}
+	}
+	status := http.StatusOK
+	if out.Accepted == 0 {
+		status = http.StatusUnprocessableEntity
+	}
+	httpx.JSON(w, status, out)
+}

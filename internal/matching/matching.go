@@ -1,0 +1,356 @@
+package matching
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lastmile/lastmile/internal/driver"
+	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/postgres"
+	"github.com/lastmile/lastmile/internal/rider"
+	"github.com/lastmile/lastmile/internal/trip"
+)
+
+// Routes locks a route and reserves its seats in the caller's transaction.
+type Routes interface {
+	Lock(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) (driver.Route, error)
+	Reserve(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
+}
+
+// Requests locks waiting requests and marks them matched.
+type Requests interface {
+	LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]rider.Request, error)
+	MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error
+}
+
+// Trips creates or joins the driver's trip at a station.
+type Trips interface {
+	Assign(ctx context.Context, tx pgx.Tx, a trip.Assignment) (trip.View, error)
+}
+
+// Events appends a user's event in the caller's transaction.
+type Events interface {
+	Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) error
+}
+
+// Positions finds drivers approaching a station, as any replica saw them.
+type Positions interface {
+	Approaching(ctx context.Context, stationID string) ([]location.Approach, error)
+}
+
+// Names gives a driver's display name for riders.
+type Names interface {
+	Name(ctx context.Context, userID uuid.UUID) (string, error)
+}
+
+// Config tunes matching.
+type Config struct {
+	// Workers is the size of the worker pool (default 4).
+	Workers int
+	// QueueSize bounds the approaches waiting for a worker (default 4096).
+	QueueSize int
+	// Grace: a request is eligible when its arrival time is no later than
+	// the driver's ETA plus Grace (default 5 minutes).
+	Grace time.Duration
+	// OfflineAfter: an approach from a fix older than this is ignored
+	// (default 60 s).
+	OfflineAfter time.Duration
+	// Candidates bounds the waiting requests one match considers (default 50).
+	Candidates int
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+	if c.Grace <= 0 {
+		c.Grace = 5 * time.Minute
+	}
+	if c.OfflineAfter <= 0 {
+		c.OfflineAfter = time.Minute
+	}
+	if c.Candidates <= 0 {
+		c.Candidates = 50
+	}
+}
+
+// Service is the matching worker pool: approaches in, matches out, each
+// in one Postgres transaction.
+type Service struct {
+	pool      *pgxpool.Pool
+	cfg       Config
+	routes    Routes
+	requests  Requests
+	trips     Trips
+	events    Events
+	positions Positions
+	names     Names
+	logger    *slog.Logger
+	now       func() time.Time
+
+	mu      sync.Mutex
+	pending map[uuid.UUID]queued // newest approach per driver
+	ready   chan uuid.UUID       // drivers with a pending approach
+
+	m metrics
+}
+
+type metrics struct {
+	received, dropped, replaced prometheus.Counter
+	txs                         *prometheus.CounterVec
+	matched                     prometheus.Counter
+	latency                     prometheus.Histogram
+	retries                     prometheus.Counter
+	queue                       prometheus.GaugeFunc
+}
+
+// New returns the matching service.
+func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips Trips, events Events, positions Positions, names Names,
+	logger *slog.Logger, reg prometheus.Registerer) *Service {
+	cfg.defaults()
+	s := &Service{
+		pool: pool, cfg: cfg, routes: routes, requests: requests, trips: trips, events: events, positions: positions, names: names,
+		logger: logger, now: time.Now, pending: map[uuid.UUID]queued{}, ready: make(chan uuid.UUID, cfg.QueueSize),
+	}
+	s.m = metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_received_total", Help: "Approaches offered to matching."}),
+		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_dropped_total", Help: "Approaches dropped because the queue was full."}),
+		replaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_replaced_total", Help: "Queued approaches replaced by a newer one of the same driver."}),
+		txs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lastmile_matching_transactions_total",
+			Help: "Match transactions, by result (matched, nothing, skipped, error)."}, []string{"result"}),
+		matched: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_riders_matched_total", Help: "Ride requests matched."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lastmile_matching_approach_to_commit_seconds",
+			Help: "Time from an approach being offered to its match committing.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_retries_total", Help: "Match transactions retried after a serialization failure or deadlock."}),
+	}
+	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length", Help: "Approaches waiting for a worker."},
+		func() float64 { return float64(len(s.ready)) })
+	reg.MustRegister(s.m.received, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.retries, s.m.queue)
+	return s
+}
+
+// queued is an approach with the time it was offered.
+type queued struct {
+	location.Approach
+	offered time.Time
+}
+
+// Offer queues an approach without ever blocking: a newer approach of the
+// same driver replaces a queued one, and when the queue is full the
+// approach is dropped and counted.
+func (s *Service) Offer(a location.Approach) {
+	s.m.received.Inc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.pending[a.DriverID]; ok {
+		s.pending[a.DriverID] = queued{Approach: a, offered: q.offered}
+		s.m.replaced.Inc()
+		return
+	}
+	select {
+	case s.ready <- a.DriverID:
+		s.pending[a.DriverID] = queued{Approach: a, offered: s.now()}
+	default:
+		s.m.dropped.Inc()
+	}
+}
+
+func (s *Service) take(id uuid.UUID) (queued, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.pending[id]
+	delete(s.pending, id)
+	return q, ok
+}
+
+// Run runs the worker pool until ctx is cancelled.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-s.ready:
+					q, ok := s.take(id)
+					if !ok {
+						continue
+					}
+					a := q.Approach
+					mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					res, err := s.Match(mctx, a)
+					cancel()
+					switch {
+					case err != nil:
+						if ctx.Err() == nil {
+							s.logger.Warn("match", "err", err, "driver_id", a.DriverID, "station_id", a.StationID)
+						}
+					case len(res.Matched) > 0:
+						s.m.latency.Observe(s.now().Sub(q.offered).Seconds())
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// Result is what one match did.
+type Result struct {
+	TripID  uuid.UUID
+	Matched []uuid.UUID // ride request ids
+	Skipped string      // why nothing was tried, when nothing was
+}
+
+// Match runs one approach: in one transaction it locks the route, takes
+// the eligible waiting requests at the station (skipping rows another
+// transaction holds), fits them into the free seats, creates or joins the
+// driver's trip there, marks them matched, reserves the seats, and tells
+// each rider (ride.matched) and the driver (trip.assigned). It retries on a
+// serialization failure or deadlock.
+func (s *Service) Match(ctx context.Context, a location.Approach) (Result, error) {
+	if s.now().Sub(a.At) > s.cfg.OfflineAfter {
+		s.m.txs.WithLabelValues("skipped").Inc()
+		return Result{Skipped: "the driver is offline"}, nil
+	}
+	var res Result
+	var err error
+	for attempt := range 5 {
+		res, err = s.matchOnce(ctx, a)
+		if !postgres.Retryable(err) {
+			break
+		}
+		s.m.retries.Inc()
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	switch {
+	case err != nil:
+		s.m.txs.WithLabelValues("error").Inc()
+	case res.Skipped != "":
+		s.m.txs.WithLabelValues("skipped").Inc()
+	case len(res.Matched) == 0:
+		s.m.txs.WithLabelValues("nothing").Inc()
+	default:
+		s.m.txs.WithLabelValues("matched").Inc()
+		s.m.matched.Add(float64(len(res.Matched)))
+	}
+	return res, err
+}
+
+func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, error) {
+	var res Result
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = Result{}
+		route, err := s.routes.Lock(ctx, tx, a.RouteID)
+		if errors.Is(err, driver.ErrNotFound) {
+			res.Skipped = "no such route"
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case route.Status != driver.Active || route.DriverID != a.DriverID:
+			res.Skipped = "the route is not active"
+			return nil
+		case !slices.Contains(route.NextStations(), a.StationID):
+			res.Skipped = "the station is not ahead on the route"
+			return nil
+		case route.SeatsFree <= 0:
+			res.Skipped = "no free seats"
+			return nil
+		}
+		eta := a.ETA
+		if eta.IsZero() {
+			eta = s.now()
+		}
+		cands, err := s.requests.LockWaiting(ctx, tx, a.StationID, route.DestinationAreaID, eta.Add(s.cfg.Grace), s.cfg.Candidates)
+		if err != nil {
+			return err
+		}
+		parties := make([]Party, len(cands))
+		for i, c := range cands {
+			parties[i] = Party{Index: i, Size: c.PartySize}
+		}
+		chosen := Fit(parties, route.SeatsFree)
+		if len(chosen) == 0 {
+			return nil
+		}
+		riders := make([]trip.Rider, len(chosen))
+		ids := make([]uuid.UUID, len(chosen))
+		seats := 0
+		for i, ci := range chosen {
+			c := cands[ci]
+			riders[i] = trip.Rider{RiderID: c.RiderID, RequestID: c.ID, PartySize: c.PartySize}
+			ids[i] = c.ID
+			seats += c.PartySize
+		}
+		view, err := s.trips.Assign(ctx, tx, trip.Assignment{DriverID: route.DriverID, RouteID: route.ID, StationID: a.StationID,
+			DestinationAreaID: route.DestinationAreaID, Riders: riders})
+		if err != nil {
+			return err
+		}
+		if err := s.requests.MarkMatched(ctx, tx, view.ID, ids); err != nil {
+			return err
+		}
+		if err := s.routes.Reserve(ctx, tx, route.ID, seats); err != nil {
+			return err
+		}
+		name, err := s.names.Name(ctx, route.DriverID)
+		if err != nil {
+			return err
+		}
+		for _, ci := range chosen {
+			c := cands[ci]
+			c.Status, c.TripID = rider.Matched, &view.ID
+			err := s.events.Append(ctx, tx, c.RiderID, "ride.matched", map[string]any{
+				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view,
+				"driver":  map[string]any{"id": route.DriverID, "name": name},
+				"vehicle": route.Vehicle, "station_id": a.StationID, "eta": eta.UTC(),
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if err := s.events.Append(ctx, tx, route.DriverID, "trip.assigned", map[string]any{
+			"trip_id": view.ID, "trip": view, "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
+		}); err != nil {
+			return err
+		}
+		res.TripID, res.Matched = view.ID, ids
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("match driver %s at %s: %w", a.DriverID, a.StationID, err)
+	}
+	return res, nil
+}
+
+// RequestCreated offers the approach of every driver already approaching
+// the request's station (as any replica saw it), so the request is matched
+// without waiting for the driver's next fix.
+func (s *Service) RequestCreated(ctx context.Context, r rider.Request) {
+	as, err := s.positions.Approaching(ctx, r.StationID)
+	if err != nil {
+		s.logger.Warn("find drivers approaching a new request's station", "err", err, "station_id", r.StationID)
+		return
+	}
+	for _, a := range as {
+		s.Offer(a)
+	}
+}

@@ -1,0 +1,246 @@
+package matching
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lastmile/lastmile/internal/driver"
+	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+	"github.com/lastmile/lastmile/internal/rider"
+	"github.com/lastmile/lastmile/internal/station"
+	"github.com/lastmile/lastmile/internal/trip"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// fakeEvents counts events; delivery is notify's business, tested there.
+type fakeEvents struct {
+	mu    sync.Mutex
+	kinds map[string]int
+}
+
+func (f *fakeEvents) Append(_ context.Context, _ pgx.Tx, _ uuid.UUID, kind string, _ any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kinds[kind]++
+	return nil
+}
+
+type fakeNames struct{}
+
+func (fakeNames) Name(context.Context, uuid.UUID) (string, error) { return "Driver", nil }
+
+type fakePositions struct{}
+
+func (fakePositions) Approaching(context.Context, string) ([]location.Approach, error) {
+	return nil, nil
+}
+
+type world struct {
+	pool     *pgxpool.Pool
+	match    *Service
+	drivers  *driver.Service
+	riders   *rider.Service
+	trips    *trip.Service
+	events   *fakeEvents
+	stations *station.Service
+}
+
+func newWorld(tb testing.TB) *world {
+	tb.Helper()
+	ctx := context.Background()
+	pool := pgtest.New(tb)
+	logger := slog.New(slog.DiscardHandler)
+	w := &world{pool: pool, events: &fakeEvents{kinds: map[string]int{}}}
+	w.stations = station.New(pool, logger)
+	if err := w.stations.Seed(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	w.drivers = driver.New(pool, logger)
+	w.riders = rider.New(pool, rider.Config{}, w.events, logger)
+	w.trips = trip.New(pool, trip.Config{}, w.events, w.riders, w.drivers, logger)
+	w.drivers.UseTrips(w.trips)
+	w.riders.UseTrips(w.trips)
+	w.match = New(pool, Config{}, w.drivers, w.riders, w.trips, w.events, fakePositions{}, fakeNames{}, logger, prometheus.NewRegistry())
+	return w
+}
+
+func (w *world) user(tb testing.TB, role string) uuid.UUID {
+	tb.Helper()
+	var id uuid.UUID
+	err := w.pool.QueryRow(context.Background(),
+		"INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'U', $2) RETURNING id",
+		fmt.Sprintf("%s-%s@example.com", role, uuid.NewString()[:12]), role).Scan(&id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
+
+func (w *world) approach(d uuid.UUID, routeID uuid.UUID) location.Approach {
+	return location.Approach{DriverID: d, RouteID: routeID, StationID: "hsr", DestinationAreaID: "kudlu-gate", ETA: time.Now().Add(time.Minute), At: time.Now()}
+}
+
+func TestMatchTakesOldestArrivalsThatFit(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	d := w.user(t, "driver")
+	route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mk := func(party int, arriveIn time.Duration, area string) rider.Request {
+		r := w.user(t, "rider")
+		req, err := w.riders.Create(ctx, r, rider.RequestInput{StationID: "hsr", DestinationAreaID: area,
+			ArrivalTime: now.Add(arriveIn).UTC().Format(time.RFC3339), PartySize: &party})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	first := mk(1, time.Minute, "kudlu-gate")
+	big := mk(3, 2*time.Minute, "kudlu-gate") // does not fit after the first
+	small := mk(2, 3*time.Minute, "kudlu-gate")
+	elsewhere := mk(1, 30*time.Second, "agara")
+	late := mk(1, 20*time.Minute, "kudlu-gate") // after ETA + grace
+
+	res, err := w.match.Match(ctx, w.approach(d, route.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Matched) != 2 || res.Matched[0] != first.ID || res.Matched[1] != small.ID {
+		t.Fatalf("matched %v, want [first small] = [%s %s]", res.Matched, first.ID, small.ID)
+	}
+	for _, r := range []rider.Request{big, elsewhere, late} {
+		got, _ := w.riders.Get(ctx, httpx.Principal{UserID: r.RiderID, Role: httpx.RoleRider}, r.ID)
+		if got.Status != rider.Waiting {
+			t.Errorf("request %s is %s, want waiting", r.ID, got.Status)
+		}
+	}
+	rt, _ := w.drivers.Current(ctx, d)
+	if rt.SeatsFree != 0 {
+		t.Fatalf("seats_free = %d, want 0", rt.SeatsFree)
+	}
+	if w.events.kinds["ride.matched"] != 2 || w.events.kinds["trip.assigned"] != 1 {
+		t.Fatalf("events = %v, want 2 ride.matched and 1 trip.assigned", w.events.kinds)
+	}
+	// A full route matches nothing more; a station not ahead is skipped.
+	if res, err := w.match.Match(ctx, w.approach(d, route.ID)); err != nil || len(res.Matched) != 0 {
+		t.Fatalf("full route matched %v, %v", res, err)
+	}
+	a := w.approach(d, route.ID)
+	a.StationID = "btm"
+	if res, _ := w.match.Match(ctx, a); res.Skipped == "" {
+		t.Fatalf("a station not on the route was not skipped: %+v", res)
+	}
+	a = w.approach(d, route.ID)
+	a.At = time.Now().Add(-2 * time.Minute)
+	if res, _ := w.match.Match(ctx, a); res.Skipped == "" {
+		t.Fatalf("an offline driver's approach was not skipped: %+v", res)
+	}
+}
+
+// TestInvariantsHoldUnderConcurrency runs many drivers and many riders
+// against one station from many goroutines: approaches, cancellations and
+// new requests interleave. Afterwards the database must show that no seat
+// was sold twice and no request is in two trips.
+func TestInvariantsHoldUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	type drv struct {
+		id    uuid.UUID
+		route uuid.UUID
+	}
+	var drivers []drv
+	for i := range 12 {
+		d := w.user(t, "driver")
+		r, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: 1 + i%4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		drivers = append(drivers, drv{d, r.ID})
+	}
+	var riderIDs []uuid.UUID
+	for range 80 {
+		riderIDs = append(riderIDs, w.user(t, "rider"))
+	}
+	request := func(rng *rand.Rand, r uuid.UUID) {
+		party := 1 + rng.IntN(3)
+		_, _ = w.riders.Create(ctx, r, rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+			ArrivalTime: time.Now().Add(time.Duration(rng.IntN(240)) * time.Second).UTC().Format(time.RFC3339), PartySize: &party})
+	}
+	for i, r := range riderIDs {
+		request(rand.New(rand.NewPCG(uint64(i), 1)), r)
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 16 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			for range 40 {
+				switch rng.IntN(4) {
+				case 0: // a rider cancels, or asks again
+					r := riderIDs[rng.IntN(len(riderIDs))]
+					p := httpx.Principal{UserID: r, Role: httpx.RoleRider}
+					list, err := w.riders.List(ctx, p, "", httpx.Page{Limit: 1})
+					if err == nil && len(list) == 1 && (list[0].Status == rider.Waiting || list[0].Status == rider.Matched) {
+						_, _ = w.riders.Cancel(ctx, p, list[0].ID)
+					} else {
+						request(rng, r)
+					}
+				default: // a driver approaches
+					d := drivers[rng.IntN(len(drivers))]
+					if _, err := w.match.Match(ctx, w.approach(d.id, d.route)); err != nil {
+						errs <- err
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("match failed: %v", err)
+	}
+
+	var oversold, negative, doubleTrips, mismatched, matched int
+	q := func(sql string, into *int) {
+		t.Helper()
+		if err := w.pool.QueryRow(ctx, sql).Scan(into); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Seats taken by a route's live riders equal seats_total - seats_free.
+	q(`SELECT count(*) FROM routes r WHERE r.seats_total - r.seats_free <> coalesce((
+		SELECT sum(tr.party_size) FROM trips t JOIN trip_riders tr ON tr.trip_id = t.id
+		WHERE t.route_id = r.id AND tr.status IN ('matched', 'picked_up')), 0)`, &oversold)
+	q(`SELECT count(*) FROM routes WHERE seats_free < 0 OR seats_free > seats_total`, &negative)
+	q(`SELECT count(*) FROM (SELECT ride_request_id FROM trip_riders WHERE status IN ('matched', 'picked_up')
+		GROUP BY ride_request_id HAVING count(*) > 1) x`, &doubleTrips)
+	// A matched request is in exactly the live trip it names.
+	q(`SELECT count(*) FROM ride_requests rr WHERE rr.status = 'matched' AND NOT EXISTS (
+		SELECT 1 FROM trip_riders tr WHERE tr.ride_request_id = rr.id AND tr.trip_id = rr.trip_id AND tr.status = 'matched')`, &mismatched)
+	q(`SELECT count(*) FROM ride_requests WHERE status = 'matched'`, &matched)
+	if oversold+negative+doubleTrips+mismatched > 0 {
+		t.Fatalf("invariants broken: %d routes whose seats disagree with their riders, %d with impossible seat counts, "+
+			"%d requests in two live trips, %d matched requests not in their trip", oversold, negative, doubleTrips, mismatched)
+	}
+	if matched == 0 || w.events.kinds["ride.matched"] == 0 {
+		t.Fatalf("nothing was matched: the test proves nothing")
+	}
+	t.Logf("%d requests matched now; %d ride.matched events in all", matched, w.events.kinds["ride.matched"])
+}

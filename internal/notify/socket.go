@@ -1,0 +1,416 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
+)
+
+// closeReason is why the server closes a socket: the close code and reason
+// the client sees (code 0: drop the connection without a close frame), and
+// the metric label.
+type closeReason struct {
+	code   websocket.StatusCode
+	reason string
+	label  string
+}
+
+var (
+	closeSlow        = closeReason{websocket.StatusPolicyViolation, "too slow to read its events; reconnect with since", "slow"}
+	closeMisbehaving = closeReason{websocket.StatusPolicyViolation, "too many bad messages", "misbehaving"}
+	closeSignedOut   = closeReason{websocket.StatusNormalClosure, "signed out", "signed_out"}
+	closeGoingAway   = closeReason{websocket.StatusGoingAway, "going away", "going_away"}
+	closeInternal    = closeReason{websocket.StatusInternalError, "internal error; reconnect with since", "internal"}
+	closeNoPong      = closeReason{0, "", "no_pong"}
+	closeWriteFailed = closeReason{0, "", "write_failed"}
+	closeByClient    = closeReason{websocket.StatusNormalClosure, "", ""}
+)
+
+// outMsg is a message waiting to be written to a socket.
+type outMsg struct {
+	data []byte
+	seq  int64     // 0 for a disposable message
+	at   time.Time // when a stored event was appended
+	push bool      // a stored event that is pushed unless a socket takes it
+}
+
+// socket is one client connection. Its handler goroutine reads; one writer
+// goroutine owns every write and the close; a pinger checks liveness.
+type socket struct {
+	p    httpx.Principal
+	user uuid.UUID
+	conn *websocket.Conn // set before the goroutines start
+
+	// send holds events, stored and disposable, in the order to write them.
+	send chan outMsg
+	// ctrl holds replies to the client (pong, error), written first.
+	ctrl chan []byte
+
+	// cursor is the last stored event queued or written. Before the socket
+	// is ready only its writer changes it (while replaying); after, only the
+	// fetcher loading for its user.
+	cursor atomic.Int64
+	// ready (guarded by hub.mu): the socket takes live events after cursor.
+	ready bool
+	// behindSince is when (unix ns) the socket last had no room for a
+	// stored event, 0 when it has taken every event loaded.
+	behindSince atomic.Int64
+	// kickPending: the writer has asked for a load since the last one.
+	kickPending atomic.Bool
+
+	closeOnce sync.Once
+	closing   chan struct{}
+	why       closeReason // set before closing is closed
+	done      chan struct{}
+
+	// Reader-only state.
+	limiter *rate.Limiter
+	strikes []time.Time
+}
+
+func newSocket(p httpx.Principal, cfg Config) *socket {
+	return &socket{
+		p: p, user: p.UserID,
+		send:    make(chan outMsg, cfg.SendBuffer),
+		ctrl:    make(chan []byte, 16),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
+	}
+}
+
+// close asks the writer to close the socket; the first reason wins.
+func (k *socket) close(why closeReason) {
+	k.closeOnce.Do(func() {
+		k.why = why
+		close(k.closing)
+	})
+}
+
+func (k *socket) isClosing() bool {
+	select {
+	case <-k.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (k *socket) markBehind(now time.Time) {
+	k.behindSince.CompareAndSwap(0, now.UnixNano())
+}
+
+// offerStored queues the loaded events (those after from, in order) that k
+// has not taken yet. A socket whose cursor is before from would see a gap,
+// so it takes nothing now and is marked behind.
+func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time) {
+	if k.isClosing() {
+		return
+	}
+	cur := k.cursor.Load()
+	if cur < from {
+		k.markBehind(now)
+		return
+	}
+	for _, m := range msgs {
+		if m.seq <= cur {
+			continue
+		}
+		select {
+		case k.send <- m:
+			cur = m.seq
+			k.cursor.Store(cur)
+		default:
+			k.markBehind(now)
+			return
+		}
+	}
+	if !more {
+		k.behindSince.Store(0)
+	}
+}
+
+// offerDisposable queues msg unless the buffer is more than half full, so
+// that disposable messages never crowd out stored events.
+func (k *socket) offerDisposable(msg []byte) bool {
+	if k.isClosing() || len(k.send) > cap(k.send)/2 {
+		return false
+	}
+	select {
+	case k.send <- outMsg{data: msg}:
+		return true
+	default:
+		return false
+	}
+}
+
+// reply queues a message to the client; a client that does not read its
+// replies loses them.
+func (k *socket) reply(b []byte) {
+	select {
+	case k.ctrl <- b:
+	default:
+	}
+}
+
+// serveSocket runs an accepted socket until it closes. replay says whether
+// the writer first replays stored events after the cursor.
+func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.writeLoop(ctx, k, replay) })
+	wg.Go(func() { s.pingLoop(ctx, k) })
+	s.readLoop(ctx, k)
+	k.close(closeByClient)
+	cancel()
+	wg.Wait()
+}
+
+// readLoop reads client messages until the connection ends. After the
+// socket is told to close it keeps reading (and ignoring) messages, so the
+// writer can finish the close handshake.
+func (s *Service) readLoop(ctx context.Context, k *socket) {
+	for {
+		_, data, err := k.conn.Read(ctx)
+		if err != nil {
+			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
+				s.m.closes.WithLabelValues("too_big").Inc()
+			}
+			return
+		}
+		if k.isClosing() {
+			continue
+		}
+		s.handleMessage(ctx, k, data)
+	}
+}
+
+// handleMessage answers one client message. Bad ones get an error message
+// and count as strikes; too many strikes close the socket with 1008.
+func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
+	now := s.now()
+	if !k.limiter.AllowN(now, 1) {
+		k.reply(encodeError("rate_limited", fmt.Sprintf("more than %g messages a second; slow down", s.cfg.MessageRate)))
+		s.strike(k, now)
+		return
+	}
+	var env struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &env); err != nil {
+		k.reply(encodeError("malformed", "the message is not a JSON object: "+err.Error()))
+		s.strike(k, now)
+		return
+	}
+	if env.Type == "" {
+		k.reply(encodeError("malformed", `the message has no "type"`))
+		s.strike(k, now)
+		return
+	}
+	if env.Type == "ping" {
+		k.reply(pongMessage)
+		return
+	}
+	h, known := s.handler(env.Type)
+	if h == nil {
+		k.reply(encodeError("unknown_type", fmt.Sprintf("unknown message type %q; known types: %s", env.Type, strings.Join(known, ", "))))
+		s.strike(k, now)
+		return
+	}
+	err := h(ctx, k.p, data)
+	if err == nil {
+		return
+	}
+	kind, msg, ok := fault.KindOf(err)
+	if !ok {
+		httpx.Logger(ctx).Error("socket message handler failed", "type", env.Type, "user_id", k.user, "err", err)
+		k.reply(encodeError("internal", "internal error"))
+		return
+	}
+	k.reply(encodeError(string(kind), msg))
+	switch kind {
+	case fault.Malformed, fault.Forbidden, fault.RateLimited, fault.Unauthorized, fault.TooLarge:
+		s.strike(k, now)
+	}
+}
+
+// strike records a bad message and closes k after too many in the window.
+func (s *Service) strike(k *socket, now time.Time) {
+	cutoff := now.Add(-s.cfg.BadMessageWindow)
+	kept := k.strikes[:0]
+	for _, t := range k.strikes {
+		if t.After(cutoff) {
+			kept = append(kept, t)
+		}
+	}
+	k.strikes = append(kept, now)
+	if len(k.strikes) > s.cfg.MaxBadMessages {
+		k.close(closeMisbehaving)
+	}
+}
+
+// writeLoop writes everything the client gets, in order, and closes the
+// connection when told to (or when a write fails).
+func (s *Service) writeLoop(ctx context.Context, k *socket, replay bool) {
+	defer s.finishClose(k)
+	// What the handshake queued (since_too_old) goes before any event.
+	if !s.flushReplies(ctx, k) {
+		return
+	}
+	if replay {
+		if !s.replay(ctx, k) {
+			return
+		}
+		s.hub.setReady(k)
+	}
+	for {
+		select {
+		case <-k.closing:
+			return
+		default:
+		}
+		select {
+		case <-k.closing:
+			return
+		case b := <-k.ctrl:
+			if !s.write(ctx, k, b) {
+				return
+			}
+		case m := <-k.send:
+			if !s.write(ctx, k, m.data) {
+				return
+			}
+			s.written(k, m)
+			// A socket that fell behind asks for the rest once it has room.
+			if k.behindSince.Load() != 0 && len(k.send) <= cap(k.send)/2 && k.kickPending.CompareAndSwap(false, true) {
+				s.hub.markDirty(k.user)
+			}
+		}
+	}
+}
+
+// flushReplies writes the replies already queued.
+func (s *Service) flushReplies(ctx context.Context, k *socket) bool {
+	for {
+		select {
+		case b := <-k.ctrl:
+			if !s.write(ctx, k, b) {
+				return false
+			}
+		default:
+			return true
+		}
+	}
+}
+
+// replayPage is how many stored events a replay reads at a time.
+const replayPage = 500
+
+// replay writes every stored event after k's cursor, straight from the
+// table (not through the buffer, so a long replay is not "slow").
+func (s *Service) replay(ctx context.Context, k *socket) bool {
+	from := k.cursor.Load()
+	n := 0
+	for {
+		rows, err := s.q.ListEvents(ctx, notifydb.ListEventsParams{UserID: k.user, Seq: from, Limit: replayPage})
+		if err != nil {
+			if ctx.Err() == nil {
+				httpx.Logger(ctx).Error("replay events", "user_id", k.user, "err", err)
+				k.close(closeInternal)
+			}
+			return false
+		}
+		for _, r := range rows {
+			if k.isClosing() || !s.flushReplies(ctx, k) {
+				return false
+			}
+			if !s.write(ctx, k, encodeEvent(r)) {
+				return false
+			}
+			from = r.Seq
+			k.cursor.Store(from)
+			n++
+			s.m.delivered.WithLabelValues("stored").Inc()
+			if r.Push {
+				s.ack(k.user, r.Seq)
+			}
+		}
+		if len(rows) < replayPage {
+			s.m.replay.Observe(float64(n))
+			return true
+		}
+	}
+}
+
+func (s *Service) write(ctx context.Context, k *socket, b []byte) bool {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if err := k.conn.Write(wctx, websocket.MessageText, b); err != nil {
+		k.close(closeWriteFailed)
+		return false
+	}
+	return true
+}
+
+// written records a message that reached the socket.
+func (s *Service) written(k *socket, m outMsg) {
+	if m.seq == 0 {
+		s.m.delivered.WithLabelValues("disposable").Inc()
+		return
+	}
+	s.m.delivered.WithLabelValues("stored").Inc()
+	s.m.latency.Observe(s.now().Sub(m.at).Seconds())
+	if m.push {
+		s.ack(k.user, m.seq)
+	}
+}
+
+// finishClose closes the connection the way k.why says.
+func (s *Service) finishClose(k *socket) {
+	<-k.closing
+	if k.why.label != "" {
+		s.m.closes.WithLabelValues(k.why.label).Inc()
+	}
+	if k.why.code == 0 {
+		_ = k.conn.CloseNow()
+		return
+	}
+	_ = k.conn.Close(k.why.code, k.why.reason)
+}
+
+// pingLoop pings the client every PingInterval and drops a connection
+// that does not answer within PongTimeout.
+func (s *Service) pingLoop(ctx context.Context, k *socket) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
+		err := k.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				k.close(closeNoPong)
+				_ = k.conn.CloseNow()
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package rider
+
+import (
+	_ "embed"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/lastmile/lastmile/internal/httpx"
+)
+
+// OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handler serves the ride requests API.
+type Handler struct {
+	svc *Service
+}
+
+// NewHandler returns the ride requests API over svc.
+func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// Routes mounts the API; every call needs a token, and creating accepts an
+// Idempotency-Key.
+func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler, idempotent func(http.Handler) http.Handler) {
+	r.Group(func(r chi.Router) {
+		r.Use(requireAuth)
+		r.With(idempotent).Post("/api/v1/ride-requests", h.create)
+		r.Get("/api/v1/ride-requests", h.list)
+		r.Get("/api/v1/ride-requests/{request_id}", h.get)
+		r.Post("/api/v1/ride-requests/{request_id}/cancel", h.cancel)
+	})
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r, httpx.RoleRider)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var in RequestInput
+	if err := httpx.Decode(r, &in); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	req, err := h.svc.Create(r.Context(), p.UserID, in)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusCreated, req)
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	page, err := httpx.PageParams(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	want := page.Limit
+	page.Limit++ // one more tells whether there is a next page
+	reqs, err := h.svc.List(r.Context(), p, r.URL.Query().Get("status"), page)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	out := map[string]any{}
+	if len(reqs) > want {
+		reqs = reqs[:want]
+		last := reqs[want-1]
+		out["next_cursor"] = httpx.Cursor(last.CreatedAt, last.ID)
+	}
+	out["ride_requests"] = reqs
+	httpx.JSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	id, err := httpx.UUIDParam(r, "request_id")
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	req, err := h.svc.Get(r.Context(), p, id)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, req)
+}
+
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	id, err := httpx.UUIDParam(r, "request_id")
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	req, err := h.svc.Cancel(r.Context(), p, id)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, req)
+}

@@ -1,0 +1,133 @@
+package trip
+
+import (
+	"context"
+	_ "embed"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/lastmile/lastmile/internal/httpx"
+)
+
+// OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handler serves the trips API.
+type Handler struct {
+	svc *Service
+}
+
+// NewHandler returns the trips API over svc.
+func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// Routes mounts the API; every call needs a token.
+func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
+	r.Group(func(r chi.Router) {
+		r.Use(requireAuth)
+		r.Get("/api/v1/trips", h.list)
+		r.Get("/api/v1/trips/{trip_id}", h.get)
+		r.Post("/api/v1/trips/{trip_id}/arrived", h.tripAction(h.svc.Arrived))
+		r.Post("/api/v1/trips/{trip_id}/start", h.tripAction(h.svc.Start))
+		r.Post("/api/v1/trips/{trip_id}/riders/{rider_id}/picked-up", h.riderAction(h.svc.PickedUp))
+		r.Post("/api/v1/trips/{trip_id}/riders/{rider_id}/no-show", h.riderAction(h.svc.NoShow))
+		r.Post("/api/v1/trips/{trip_id}/riders/{rider_id}/dropped-off", h.riderAction(h.svc.DroppedOff))
+	})
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	page, err := httpx.PageParams(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	want := page.Limit
+	page.Limit++ // one more tells whether there is a next page
+	trips, err := h.svc.List(r.Context(), p, r.URL.Query().Get("status"), page)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	out := map[string]any{}
+	if len(trips) > want {
+		trips = trips[:want]
+		last := trips[want-1]
+		out["next_cursor"] = httpx.Cursor(last.CreatedAt, last.ID)
+	}
+	out["trips"] = trips
+	httpx.JSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Caller(r)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	id, err := httpx.UUIDParam(r, "trip_id")
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	v, err := h.svc.Get(r.Context(), p, id)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) tripAction(do func(context.Context, httpx.Principal, uuid.UUID) (View, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := httpx.Caller(r, httpx.RoleDriver)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		id, err := httpx.UUIDParam(r, "trip_id")
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		v, err := do(r.Context(), p, id)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *Handler) riderAction(do func(context.Context, httpx.Principal, uuid.UUID, uuid.UUID) (View, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := httpx.Caller(r, httpx.RoleDriver)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		id, err := httpx.UUIDParam(r, "trip_id")
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		riderID, err := httpx.UUIDParam(r, "rider_id")
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		v, err := do(r.Context(), p, id, riderID)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, v)
+	}
+}
