@@ -215,3 +215,21 @@ func decode[T any](tb testing.TB, e event) T {
 	}
 	return v
 }
+
+// poll returns the next message of kind within d, skipping others, or false.
+func (s *socket) poll(kind string, d time.Duration) (event, bool) {
+	deadline := time.After(d)
+	for {
+		select {
+		case e, ok := <-s.msgs:
+			if !ok {
+				return event{}, false
+			}
+			if e.Kind == kind {
+				return e, true
+			}
+		case <-deadline:
+			return event{}, false
+		}
+	}
+}

@@ -165,6 +165,22 @@ func TestSpineGPSToMatch(t *testing.T) {
 		t.Fatalf("the fourth rider joined trip %v, want %s", m["trip_id"], tripID)
 	}
 
+	// Matched riders watch the driver approach: driver.location, at most once a second.
+	var loc event
+	got := false
+	for i := 0; i < 40 && !got; i++ {
+		driverWS.send(map[string]any{"type": "location", "lat": hsrLat - 0.0004, "lng": hsrLng + float64(i)*0.00001, "speed_mps": 1,
+			"at": w.start.Add(time.Duration(w.steps*8+9) * time.Second).Add(time.Duration(i) * 100 * time.Millisecond).UTC().Format(time.RFC3339Nano)})
+		loc, got = riders[0].ws.poll("driver.location", 200*time.Millisecond)
+	}
+	if !got {
+		t.Fatalf("a matched rider never received driver.location")
+	}
+	if l := decode[map[string]any](t, loc); l["driver_id"] != driver.id || l["lat"] == nil || l["lng"] == nil {
+		t.Fatalf("driver.location = %s", loc.Data)
+	}
+	otherWS.none("driver.location", 100*time.Millisecond) // not the unmatched rider's business
+
 	// The trip, from the driver's side.
 	path := "/api/v1/trips/" + tripID
 	driver.must(409, "POST", path+"/start", nil) // not arrived
@@ -172,6 +188,7 @@ func TestSpineGPSToMatch(t *testing.T) {
 	driver.must(200, "POST", path+"/arrived", nil)
 	driver.must(409, "POST", path+"/arrived", nil)
 	riders[0].ws.next("event", "trip.updated", 5*time.Second)
+	riders[0].ws.next("event", "driver.arrived", 5*time.Second)
 	driver.must(200, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
 	driver.must(200, "POST", path+"/riders/"+riders[2].c.id+"/picked-up", nil)
 	driver.must(409, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil) // too early
@@ -201,6 +218,7 @@ func TestSpineGPSToMatch(t *testing.T) {
 	if rt["seats_free"] != float64(3) || rt["status"] != "active" {
 		t.Fatalf("route after the trip = %v, want active with 3 free seats", rt)
 	}
+	riders[0].c.must(409, "POST", "/api/v1/ride-requests/"+riders[0].req.ID+"/cancel", nil) // a completed ride
 	for i, want := range []string{"dropped_off", "cancelled", "dropped_off", "no_show"} {
 		var rr rideRequest
 		riders[i].c.do("GET", "/api/v1/ride-requests/"+riders[i].req.ID, nil, &rr)

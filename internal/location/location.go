@@ -233,7 +233,8 @@ func (s *Service) state(id uuid.UUID) *driverState {
 var errRateLimited = &Rejection{Code: "rate_limited", Message: "too many fixes; send at most a few a second"}
 
 // Ingest takes one fix of a driver. It returns a *Rejection when the fix is
-// refused (and changes nothing), else nil. It never waits on Postgres.
+// refused, else nil. A refused fix changes nothing but still counts
+// against the driver's fix rate limit. It never waits on Postgres.
 func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 	now := s.now()
 	if f.At.IsZero() {

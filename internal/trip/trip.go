@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -213,9 +214,17 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, before Trip, m Move, act
 	if err := s.events.Append(ctx, tx, t.DriverID, "trip.updated", payload); err != nil {
 		return View{}, err
 	}
+	arrived := slices.ContainsFunc(m.Events, func(e Event) bool { return e.Kind == EventArrived })
 	for _, r := range before.Riders {
-		if r.holdsSeats() {
-			if err := s.events.Append(ctx, tx, r.RiderID, "trip.updated", payload); err != nil {
+		if !r.holdsSeats() {
+			continue
+		}
+		if err := s.events.Append(ctx, tx, r.RiderID, "trip.updated", payload); err != nil {
+			return View{}, err
+		}
+		if arrived { // its own kind, so a rider without a socket gets a push
+			if err := s.events.Append(ctx, tx, r.RiderID, "driver.arrived", map[string]any{
+				"trip_id": t.ID, "station_id": t.StationID, "driver_id": t.DriverID, "at": t.ArrivedAt}); err != nil {
 				return View{}, err
 			}
 		}

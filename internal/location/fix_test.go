@@ -1,0 +1,112 @@
+package location
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/geo"
+)
+
+// t0 is the fixed server time tests start from.
+var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// base is the point fixtures are placed around (central Bengaluru).
+var base = geo.Point{Lat: 12.9716, Lng: 77.5946}
+
+// mPerDeg is the length of one degree of latitude on geo's sphere, so that
+// north places points at exact great-circle distances.
+const mPerDeg = geo.EarthRadiusM * math.Pi / 180
+
+// north returns the point m metres north of p (south when m < 0).
+func north(p geo.Point, m float64) geo.Point {
+	return geo.Point{Lat: p.Lat + m/mPerDeg, Lng: p.Lng}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// rejectionCode returns the code of err's *Rejection, "" for nil, and fails
+// when err is some other error or not of kind Invalid.
+func rejectionCode(tb testing.TB, err error) string {
+	tb.Helper()
+	if err == nil {
+		return ""
+	}
+	var rej *Rejection
+	if !errors.As(err, &rej) {
+		tb.Fatalf("error %v (%T) is not a *Rejection", err, err)
+	}
+	if !errors.Is(err, fault.Of(fault.Invalid)) {
+		tb.Errorf("rejection %q is not of kind Invalid", rej.Code)
+	}
+	return rej.Code
+}
+
+func TestLimitsCheck(t *testing.T) {
+	lim := Limits{MaxSpeedMps: 150 / 3.6, MaxFuture: 30 * time.Second}
+	now := t0
+	prev := &Fix{Point: base, At: now.Add(-10 * time.Second)}
+	// In 10 s the limit allows 416.7 m.
+	tests := []struct {
+		name string
+		prev *Fix
+		f    Fix
+		want string // rejection code, "" when accepted
+	}{
+		{"valid first fix", nil, Fix{Point: base, At: now}, ""},
+		{"valid first fix with speed and heading", nil, Fix{Point: base, At: now, SpeedMps: ptr(8.0), Heading: ptr(270.0)}, ""},
+		{"valid fix after the previous one", prev, Fix{Point: north(base, 100), At: now}, ""},
+		{"lat at the pole", nil, Fix{Point: geo.Point{Lat: 90, Lng: 0}, At: now}, ""},
+		{"lng at the antimeridian", nil, Fix{Point: geo.Point{Lat: 0, Lng: -180}, At: now}, ""},
+
+		{"lat above 90", nil, Fix{Point: geo.Point{Lat: 90.0001, Lng: 0}, At: now}, "invalid_lat"},
+		{"lat below -90", nil, Fix{Point: geo.Point{Lat: -91, Lng: 0}, At: now}, "invalid_lat"},
+		{"lat NaN", nil, Fix{Point: geo.Point{Lat: math.NaN(), Lng: 0}, At: now}, "invalid_lat"},
+		{"lat +Inf", nil, Fix{Point: geo.Point{Lat: math.Inf(1), Lng: 0}, At: now}, "invalid_lat"},
+		{"lat -Inf", nil, Fix{Point: geo.Point{Lat: math.Inf(-1), Lng: 0}, At: now}, "invalid_lat"},
+		{"lng above 180", nil, Fix{Point: geo.Point{Lat: 0, Lng: 180.5}, At: now}, "invalid_lng"},
+		{"lng below -180", nil, Fix{Point: geo.Point{Lat: 0, Lng: -181}, At: now}, "invalid_lng"},
+		{"lng NaN", nil, Fix{Point: geo.Point{Lat: 0, Lng: math.NaN()}, At: now}, "invalid_lng"},
+		{"lng +Inf", nil, Fix{Point: geo.Point{Lat: 0, Lng: math.Inf(1)}, At: now}, "invalid_lng"},
+		{"lng -Inf", nil, Fix{Point: geo.Point{Lat: 0, Lng: math.Inf(-1)}, At: now}, "invalid_lng"},
+
+		{"speed zero", nil, Fix{Point: base, At: now, SpeedMps: ptr(0.0)}, ""},
+		{"speed negative", nil, Fix{Point: base, At: now, SpeedMps: ptr(-1.0)}, "invalid_speed"},
+		{"speed NaN", nil, Fix{Point: base, At: now, SpeedMps: ptr(math.NaN())}, "invalid_speed"},
+		{"speed +Inf", nil, Fix{Point: base, At: now, SpeedMps: ptr(math.Inf(1))}, "invalid_speed"},
+
+		{"heading zero", nil, Fix{Point: base, At: now, Heading: ptr(0.0)}, ""},
+		{"heading just below 360", nil, Fix{Point: base, At: now, Heading: ptr(359.99)}, ""},
+		{"heading 360", nil, Fix{Point: base, At: now, Heading: ptr(360.0)}, "invalid_heading"},
+		{"heading negative", nil, Fix{Point: base, At: now, Heading: ptr(-0.5)}, "invalid_heading"},
+		{"heading NaN", nil, Fix{Point: base, At: now, Heading: ptr(math.NaN())}, "invalid_heading"},
+		{"heading +Inf", nil, Fix{Point: base, At: now, Heading: ptr(math.Inf(1))}, "invalid_heading"},
+
+		{"exactly MaxFuture ahead", nil, Fix{Point: base, At: now.Add(30 * time.Second)}, ""},
+		{"more than MaxFuture ahead", nil, Fix{Point: base, At: now.Add(30*time.Second + time.Millisecond)}, "future_fix"},
+		{"far in the future after a fix", prev, Fix{Point: base, At: now.Add(time.Hour)}, "future_fix"},
+
+		{"older than the previous fix", prev, Fix{Point: base, At: prev.At.Add(-time.Second)}, "stale_fix"},
+		{"same time and place as the previous fix", prev, Fix{Point: base, At: prev.At}, "stale_fix"},
+		{"same time as the previous fix, elsewhere", prev, Fix{Point: north(base, 10), At: prev.At}, "stale_fix"},
+
+		{"implied speed just below the limit", prev, Fix{Point: north(base, 410), At: now}, ""},
+		{"implied speed above the limit", prev, Fix{Point: north(base, 420), At: now}, "implausible_speed"},
+		{"device speed does not excuse a jump", prev, Fix{Point: north(base, 5000), At: now, SpeedMps: ptr(10.0)}, "implausible_speed"},
+		{"GPS jitter within 50 m in 1 ms", prev, Fix{Point: north(base, 49), At: prev.At.Add(time.Millisecond)}, ""},
+		{"jitter above 50 m in 1 ms", prev, Fix{Point: north(base, 60), At: prev.At.Add(time.Millisecond)}, "implausible_speed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := lim.Check(tt.prev, tt.f, now)
+			if got := rejectionCode(t, err); got != tt.want {
+				t.Fatalf("Check = %q (%v), want %q", got, err, tt.want)
+			}
+			if tt.want == "stale_fix" && !errors.Is(err, ErrOutOfOrder) {
+				t.Errorf("Check = %v, want ErrOutOfOrder", err)
+			}
+		})
+	}
+}
