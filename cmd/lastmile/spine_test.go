@@ -106,6 +106,16 @@ func TestSpineGPSToMatch(t *testing.T) {
 	other.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaB,
 		"arrival_time": now.Add(30 * time.Second).UTC().Format(time.RFC3339)})
 
+	// An implausible fix is refused with its reason, and the socket stays open.
+	driverWS.send(map[string]any{"type": "location", "lat": 95.0, "lng": hsrLng})
+	if e := driverWS.next("error", "", 5*time.Second); e.Code != "invalid_lat" {
+		t.Fatalf("error for lat 95 = %+v, want code invalid_lat", e)
+	}
+	otherWS.send(map[string]any{"type": "location", "lat": hsrLat, "lng": hsrLng})
+	if e := otherWS.next("error", "", 5*time.Second); e.Code != "forbidden" {
+		t.Fatalf("a rider's location message got %+v, want a forbidden error", e)
+	}
+
 	// Walk in from 3 km; nothing may be matched until the driver is inside 800 m.
 	w := newWalker(driverWS, 3000)
 	for w.step < w.steps-3 { // still more than 800 m away

@@ -111,3 +111,16 @@ SELECT public_key, private_key FROM push_vapid_keys;
 -- The first replica's keys win; the others read them back.
 INSERT INTO push_vapid_keys (public_key, private_key) VALUES ($1, $2)
 ON CONFLICT (id) DO NOTHING;
+
+-- name: ListEventsForUsers :many
+-- The next events of several users at once: for each user, up to max
+-- events after its own sequence number, in order.
+SELECT ev.user_id, ev.seq, ev.kind, ev.data, ev.at, ev.push
+FROM (SELECT unnest(sqlc.arg(user_ids)::uuid[]) AS user_id, unnest(sqlc.arg(afters)::bigint[]) AS after) AS c
+CROSS JOIN LATERAL (
+    SELECT e.user_id, e.seq, e.kind, e.data, e.at, e.push FROM events e
+    WHERE e.user_id = c.user_id AND e.seq > c.after
+    ORDER BY e.seq
+    LIMIT sqlc.arg(max)::int
+) AS ev
+ORDER BY ev.user_id, ev.seq;

@@ -61,8 +61,16 @@ func KindOf(err error) (Kind, string, bool) {
 	if errors.As(err, &v) {
 		return Invalid, v.Error(), true
 	}
+	// An error type of a domain's own that reports its kind through Is.
+	for _, k := range kinds {
+		if errors.Is(err, Of(k)) {
+			return k, err.Error(), true
+		}
+	}
 	return "", "", false
 }
+
+var kinds = []Kind{Invalid, Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Unavailable}
 
 // FieldError names one invalid field and what is wrong with it.
 type FieldError struct {

@@ -52,6 +52,9 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return r.Message }
 
+// ErrorCode is the code a client sees in the socket's error message.
+func (r *Rejection) ErrorCode() string { return r.Code }
+
 // Is makes a Rejection an error of kind Invalid.
 func (r *Rejection) Is(target error) bool { return target == fault.Of(fault.Invalid) }
 

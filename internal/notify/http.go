@@ -74,7 +74,7 @@ func (s *Service) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	k := newSocket(p, s.cfg)
+	k := newSocket(p, s.cfg, s.m.closes)
 	defer close(k.done)
 	if err := s.hub.add(k); err != nil {
 		httpx.Error(w, r, err)

@@ -143,13 +143,21 @@ func (h *hub) markLocked(st *stream) {
 	}
 }
 
-// next waits for a queued user and returns it with its ready sockets; ok
-// is false once ctx is cancelled. The caller calls done when it finishes.
-func (h *hub) next(ctx context.Context) (st *stream, socks []*socket, ok bool) {
+// fetchJob is one queued user and its ready sockets.
+type fetchJob struct {
+	st    *stream
+	socks []*socket
+	from  int64 // the lowest cursor of a socket with room; -1: none has room
+}
+
+// next waits for queued users and returns up to limit of them with their
+// ready sockets; ok is false once ctx is cancelled. Under load one fetcher
+// thus loads many users with one query. The caller calls done for each.
+func (h *hub) next(ctx context.Context, limit int) (jobs []fetchJob, ok bool) {
 	for {
 		h.mu.Lock()
-		for len(h.queue) > 0 {
-			st = h.queue[0]
+		for len(h.queue) > 0 && len(jobs) < limit {
+			st := h.queue[0]
 			h.queue[0] = nil
 			h.queue = h.queue[1:]
 			if h.streams[st.user] != st {
@@ -157,11 +165,15 @@ func (h *hub) next(ctx context.Context) (st *stream, socks []*socket, ok bool) {
 				continue
 			}
 			st.state = running
+			job := fetchJob{st: st}
 			for k := range st.sockets {
 				if k.ready {
-					socks = append(socks, k)
+					job.socks = append(job.socks, k)
 				}
 			}
+			jobs = append(jobs, job)
+		}
+		if len(jobs) > 0 {
 			if len(h.queue) > 0 {
 				select {
 				case h.wake <- struct{}{}:
@@ -169,21 +181,23 @@ func (h *hub) next(ctx context.Context) (st *stream, socks []*socket, ok bool) {
 				}
 			}
 			h.mu.Unlock()
-			return st, socks, true
+			return jobs, true
 		}
 		h.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, nil, false
+			return nil, false
 		case <-h.wake:
 		}
 	}
 }
 
-func (h *hub) done(st *stream) {
+// done ends a load of st's events; again queues it for another (there
+// were more events than one load takes).
+func (h *hub) done(st *stream, again bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if st.state == rerun && h.streams[st.user] == st {
+	if (again || st.state == rerun) && h.streams[st.user] == st {
 		st.state = idle
 		h.markLocked(st)
 		return
@@ -244,31 +258,41 @@ func (h *hub) shutdown() []*socket {
 	return out
 }
 
+// fetchBatch is how many users one fetcher loads with one query.
+const fetchBatch = 64
+
 // fetchLoop loads new events for queued users and hands them to their
 // sockets, until ctx is cancelled.
 func (s *Service) fetchLoop(ctx context.Context) error {
 	for {
-		st, socks, ok := s.hub.next(ctx)
+		jobs, ok := s.hub.next(ctx, fetchBatch)
 		if !ok {
 			return nil
 		}
-		s.deliver(ctx, st.user, socks)
-		s.hub.done(st)
+		again := s.deliver(ctx, jobs)
+		for i, job := range jobs {
+			s.hub.done(job.st, again[i])
+		}
 	}
 }
 
-// deliver loads the events user's sockets have not yet taken and queues
+// deliver loads the events the jobs' sockets have not yet taken and queues
 // them on each socket in order, each exactly once: a socket takes event
 // seq only when its cursor is seq-1 (the stored sequence has no gaps), and
 // its cursor then moves to seq. A socket without room falls behind; its
 // writer asks for another load when it has drained half its buffer, and a
 // socket that stays behind longer than SlowTimeout is closed with 1008.
-func (s *Service) deliver(ctx context.Context, user uuid.UUID, socks []*socket) {
+// again[i] reports that job i has more events than one load takes.
+func (s *Service) deliver(ctx context.Context, jobs []fetchJob) (again []bool) {
 	page := s.cfg.SendBuffer
-	for {
-		now := s.now()
-		from := int64(-1)
-		for _, k := range socks {
+	now := s.now()
+	again = make([]bool, len(jobs))
+	var users []uuid.UUID
+	var afters []int64
+	for i := range jobs {
+		job := &jobs[i]
+		job.from = -1
+		for _, k := range job.socks {
 			k.kickPending.Store(false)
 			if k.isClosing() {
 				continue
@@ -281,33 +305,57 @@ func (s *Service) deliver(ctx context.Context, user uuid.UUID, socks []*socket) 
 				k.markBehind(now)
 				continue
 			}
-			if c := k.cursor.Load(); from < 0 || c < from {
-				from = c
+			if c := k.cursor.Load(); job.from < 0 || c < job.from {
+				job.from = c
 			}
 		}
-		if from < 0 {
-			return
-		}
-		rows, err := s.q.ListEvents(ctx, notifydb.ListEventsParams{UserID: user, Seq: from, Limit: int32(page)})
-		if err != nil {
-			if ctx.Err() == nil {
-				// The catch-up check loads them again in a few seconds.
-				s.logger.Warn("load new events", "user_id", user, "err", err)
-			}
-			return
-		}
-		msgs := make([]outMsg, len(rows))
-		for i, r := range rows {
-			msgs[i] = outMsg{data: encodeEvent(r), seq: r.Seq, at: r.At, push: r.Push}
-		}
-		more := len(rows) == page
-		for _, k := range socks {
-			k.offerStored(msgs, from, more, now)
-		}
-		if !more {
-			return
+		if job.from >= 0 {
+			users, afters = append(users, job.st.user), append(afters, job.from)
 		}
 	}
+	if len(users) == 0 {
+		return again
+	}
+	rows, err := s.loadEvents(ctx, users, afters, page)
+	if err != nil {
+		if ctx.Err() == nil {
+			// The catch-up check loads them again in a few seconds.
+			s.logger.Warn("load new events", "users", len(users), "err", err)
+		}
+		return again
+	}
+	byUser := make(map[uuid.UUID][]outMsg, len(users))
+	for _, r := range rows {
+		at := r.At.UTC()
+		msg := encode(wireMessage{Type: "event", Seq: r.Seq, Kind: r.Kind, At: &at, Data: r.Data})
+		byUser[r.UserID] = append(byUser[r.UserID], outMsg{data: msg, seq: r.Seq, at: r.At, push: r.Push})
+	}
+	for i, job := range jobs {
+		if job.from < 0 {
+			continue
+		}
+		msgs := byUser[job.st.user]
+		more := len(msgs) == page
+		for _, k := range job.socks {
+			k.offerStored(msgs, job.from, more, now)
+		}
+		again[i] = more
+	}
+	return again
+}
+
+// loadEvents reads up to page events after afters[i] for each users[i].
+func (s *Service) loadEvents(ctx context.Context, users []uuid.UUID, afters []int64, page int) ([]notifydb.Event, error) {
+	if len(users) > 1 {
+		return s.q.ListEventsForUsers(ctx, notifydb.ListEventsForUsersParams{UserIds: users, Afters: afters, Max: int32(page)})
+	}
+	// One user, the usual case when not busy: the plainer query is quicker.
+	rows, err := s.q.ListEvents(ctx, notifydb.ListEventsParams{UserID: users[0], Seq: afters[0], Limit: int32(page)})
+	out := make([]notifydb.Event, len(rows))
+	for i, r := range rows {
+		out[i] = notifydb.Event{UserID: users[0], Seq: r.Seq, Kind: r.Kind, Data: r.Data, At: r.At, Push: r.Push}
+	}
+	return out, err
 }
 
 // catchUpLoop finds sockets that miss events although no notification

@@ -1,7 +1,7 @@
 package notify
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -51,8 +51,9 @@ const maxEventData = 256 << 10
 var (
 	// ErrSinceTooOld means events after the given sequence number are no
 	// longer kept (or the number was never given out): reload state over REST.
-	ErrSinceTooOld = fault.New(fault.Conflict, "events after this sequence number are no longer kept; reload your state and continue from last_seq")
-	errClosing     = fault.New(fault.Unavailable, "the server is shutting down; reconnect")
+	ErrSinceTooOld = fault.New(fault.Conflict, "events after this sequence number are no longer kept, or it was never given out; "+
+		"reload your state and continue from last_seq (GET /api/v1/events?limit=1 tells it)")
+	errClosing = fault.New(fault.Unavailable, "the server is shutting down; reconnect")
 )
 
 // DefaultPushKinds are the event kinds also sent as Web Push to a user
@@ -190,7 +191,8 @@ type Event struct {
 // HandlerFunc handles one client message of a registered type; raw is the
 // whole message. It runs on the socket's reader, so it must not block for
 // long. An error of a fault kind is sent back as an error message with that
-// kind as its code; any other error is logged and sent as "internal".
+// kind as its code (or the error's own ErrorCode() string, when it has
+// one); any other error is logged and sent as "internal".
 type HandlerFunc func(ctx context.Context, p httpx.Principal, raw json.RawMessage) error
 
 // Service owns event streams, sockets and pushes.
@@ -318,7 +320,7 @@ func (s *Service) AppendMany(ctx context.Context, tx pgx.Tx, msgs []Message) ([]
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
-		return cmp.Compare(msgs[a].UserID.String(), msgs[b].UserID.String())
+		return bytes.Compare(msgs[a].UserID[:], msgs[b].UserID[:])
 	})
 	out := make([]Event, len(msgs))
 	for _, i := range order {
@@ -386,13 +388,12 @@ func (s *Service) Publish(ctx context.Context, userIDs []uuid.UUID, kind string,
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", kind, err)
 	}
-	s.hub.publish(userIDs, msg)
-
 	const idBytes = 39 // a quoted UUID and a comma
 	room := (maxNotifyPayload - len(msg) - len(s.replica) - 32) / idBytes
 	if room < 1 {
 		return fmt.Errorf("publish %s: message is %d bytes, too big for a notification", kind, len(msg))
 	}
+	s.hub.publish(userIDs, msg)
 	for chunk := range slices.Chunk(userIDs, room) {
 		payload, err := json.Marshal(livePayload{Replica: s.replica, Users: chunk, Msg: msg})
 		if err != nil {
@@ -511,8 +512,9 @@ type EventPage struct {
 }
 
 // Events returns up to limit of userID's kept events after since, oldest
-// first. It returns ErrSinceTooOld when the event after since is no longer
-// kept, or since is beyond the user's newest event.
+// first (since 0: from the oldest kept). It returns ErrSinceTooOld when the
+// event after since is no longer kept, or since is beyond the user's newest
+// event.
 func (s *Service) Events(ctx context.Context, userID uuid.UUID, since int64, limit int) (EventPage, error) {
 	b, err := s.q.StreamBounds(ctx, userID)
 	if err != nil {
@@ -538,7 +540,11 @@ func (s *Service) Events(ctx context.Context, userID uuid.UUID, since int64, lim
 
 // tooOld reports whether a client that saw events up to since cannot get
 // every later one: the next is deleted, or since was never given out.
+// since 0 asks for whatever is kept, and is never too old.
 func tooOld(since int64, b notifydb.StreamBoundsRow) bool {
+	if since == 0 {
+		return false
+	}
 	if since > b.LastSeq {
 		return true
 	}

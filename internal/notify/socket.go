@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/lastmile/lastmile/internal/fault"
@@ -20,23 +21,25 @@ import (
 )
 
 // closeReason is why the server closes a socket: the close code and reason
-// the client sees (code 0: drop the connection without a close frame), and
-// the metric label.
+// the client sees (code 0: drop the connection without a close frame), the
+// metric label, and whether the replies already queued (the errors that
+// explain the close) are written first.
 type closeReason struct {
 	code   websocket.StatusCode
 	reason string
 	label  string
+	flush  bool
 }
 
 var (
-	closeSlow        = closeReason{websocket.StatusPolicyViolation, "too slow to read its events; reconnect with since", "slow"}
-	closeMisbehaving = closeReason{websocket.StatusPolicyViolation, "too many bad messages", "misbehaving"}
-	closeSignedOut   = closeReason{websocket.StatusNormalClosure, "signed out", "signed_out"}
-	closeGoingAway   = closeReason{websocket.StatusGoingAway, "going away", "going_away"}
-	closeInternal    = closeReason{websocket.StatusInternalError, "internal error; reconnect with since", "internal"}
-	closeNoPong      = closeReason{0, "", "no_pong"}
-	closeWriteFailed = closeReason{0, "", "write_failed"}
-	closeByClient    = closeReason{websocket.StatusNormalClosure, "", ""}
+	closeSlow        = closeReason{websocket.StatusPolicyViolation, "too slow to read its events; reconnect with since", "slow", false}
+	closeMisbehaving = closeReason{websocket.StatusPolicyViolation, "too many bad messages", "misbehaving", true}
+	closeSignedOut   = closeReason{websocket.StatusNormalClosure, "signed out", "signed_out", false}
+	closeGoingAway   = closeReason{websocket.StatusGoingAway, "going away", "going_away", false}
+	closeInternal    = closeReason{websocket.StatusInternalError, "internal error; reconnect with since", "internal", false}
+	closeNoPong      = closeReason{0, "", "no_pong", false}
+	closeWriteFailed = closeReason{0, "", "write_failed", false}
+	closeByClient    = closeReason{websocket.StatusNormalClosure, "", "", false}
 )
 
 // outMsg is a message waiting to be written to a socket.
@@ -75,15 +78,16 @@ type socket struct {
 	closing   chan struct{}
 	why       closeReason // set before closing is closed
 	done      chan struct{}
+	closes    *prometheus.CounterVec
 
 	// Reader-only state.
 	limiter *rate.Limiter
 	strikes []time.Time
 }
 
-func newSocket(p httpx.Principal, cfg Config) *socket {
+func newSocket(p httpx.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
-		p: p, user: p.UserID,
+		p: p, user: p.UserID, closes: closes,
 		send:    make(chan outMsg, cfg.SendBuffer),
 		ctrl:    make(chan []byte, 16),
 		closing: make(chan struct{}),
@@ -92,11 +96,15 @@ func newSocket(p httpx.Principal, cfg Config) *socket {
 	}
 }
 
-// close asks the writer to close the socket; the first reason wins.
+// close asks the writer to close the socket; the first reason wins, and
+// is counted.
 func (k *socket) close(why closeReason) {
 	k.closeOnce.Do(func() {
 		k.why = why
 		close(k.closing)
+		if why.label != "" {
+			k.closes.WithLabelValues(why.label).Inc()
+		}
 	})
 }
 
@@ -230,7 +238,7 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		s.strike(k, now)
 		return
 	}
-	err := h(ctx, k.p, data)
+	err := callHandler(ctx, h, k.p, data)
 	if err == nil {
 		return
 	}
@@ -240,11 +248,27 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		k.reply(encodeError("internal", "internal error"))
 		return
 	}
-	k.reply(encodeError(string(kind), msg))
+	code := string(kind)
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) && coded.ErrorCode() != "" {
+		code = coded.ErrorCode() // a handler's own, finer code (e.g. implausible_speed)
+	}
+	k.reply(encodeError(code, msg))
 	switch kind {
 	case fault.Malformed, fault.Forbidden, fault.RateLimited, fault.Unauthorized, fault.TooLarge:
 		s.strike(k, now)
 	}
+}
+
+// callHandler runs h, turning a panic into an error: one bad message must
+// not take the socket's goroutines (or the process) down with it.
+func callHandler(ctx context.Context, h HandlerFunc, p httpx.Principal, raw json.RawMessage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("socket message handler panicked: %v", r)
+		}
+	}()
+	return h(ctx, p, raw)
 }
 
 // strike records a bad message and closes k after too many in the window.
@@ -381,8 +405,10 @@ func (s *Service) written(k *socket, m outMsg) {
 // finishClose closes the connection the way k.why says.
 func (s *Service) finishClose(k *socket) {
 	<-k.closing
-	if k.why.label != "" {
-		s.m.closes.WithLabelValues(k.why.label).Inc()
+	if k.why.flush {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+		s.flushReplies(ctx, k)
+		cancel()
 	}
 	if k.why.code == 0 {
 		_ = k.conn.CloseNow()

@@ -5,8 +5,19 @@
 package notifydb
 
 import (
+	"time"
+
 	"github.com/google/uuid"
 )
+
+type Event struct {
+	UserID uuid.UUID
+	Seq    int64
+	Kind   string
+	Data   []byte
+	At     time.Time
+	Push   bool
+}
 
 type EventStream struct {
 	UserID  uuid.UUID

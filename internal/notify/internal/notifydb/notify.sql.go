@@ -332,6 +332,53 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]ListE
 	return items, nil
 }
 
+const listEventsForUsers = `-- name: ListEventsForUsers :many
+SELECT ev.user_id, ev.seq, ev.kind, ev.data, ev.at, ev.push
+FROM (SELECT unnest($1::uuid[]) AS user_id, unnest($2::bigint[]) AS after) AS c
+CROSS JOIN LATERAL (
+    SELECT e.user_id, e.seq, e.kind, e.data, e.at, e.push FROM events e
+    WHERE e.user_id = c.user_id AND e.seq > c.after
+    ORDER BY e.seq
+    LIMIT $3::int
+) AS ev
+ORDER BY ev.user_id, ev.seq
+`
+
+type ListEventsForUsersParams struct {
+	UserIds []uuid.UUID
+	Afters  []int64
+	Max     int32
+}
+
+// The next events of several users at once: for each user, up to max
+// events after its own sequence number, in order.
+func (q *Queries) ListEventsForUsers(ctx context.Context, arg ListEventsForUsersParams) ([]Event, error) {
+	rows, err := q.db.Query(ctx, listEventsForUsers, arg.UserIds, arg.Afters, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Event
+	for rows.Next() {
+		var i Event
+		if err := rows.Scan(
+			&i.UserID,
+			&i.Seq,
+			&i.Kind,
+			&i.Data,
+			&i.At,
+			&i.Push,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const notify = `-- name: Notify :exec
 SELECT pg_notify($1::text, $2::text)
 `
