@@ -55,3 +55,6 @@ LIMIT sqlc.arg('lim');
 SELECT t.driver_id, r.rider_id FROM trips t JOIN trip_riders r ON r.trip_id = t.id
 WHERE t.driver_id = ANY(sqlc.arg('driver_ids')::uuid[]) AND t.status IN ('scheduled', 'active')
   AND r.status IN ('matched', 'picked_up');
+
+-- name: TripsEvents :many
+SELECT * FROM trip_events WHERE trip_id = ANY(sqlc.arg('trip_ids')::uuid[]) ORDER BY trip_id, id;

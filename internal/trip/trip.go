@@ -122,6 +122,10 @@ func (s *Service) view(ctx context.Context, q *tripdb.Queries, t Trip, createdAt
 	if err != nil {
 		return View{}, fmt.Errorf("trip events: %w", err)
 	}
+	return toView(t, createdAt, evs), nil
+}
+
+func toView(t Trip, createdAt time.Time, evs []tripdb.TripEvent) View {
 	v := View{
 		ID: t.ID, DriverID: t.DriverID, RouteID: t.RouteID, StationID: t.StationID, DestinationAreaID: t.DestinationAreaID,
 		Status: t.Status, Riders: t.Riders, Events: make([]EventView, len(evs)),
@@ -143,7 +147,7 @@ func (s *Service) view(ctx context.Context, q *tripdb.Queries, t Trip, createdAt
 		}
 		v.Events[i] = EventView{Kind: e.Kind, At: e.At.UTC(), Data: data}
 	}
-	return v, nil
+	return v
 }
 
 func utc(t *time.Time) *time.Time {
@@ -439,15 +443,32 @@ func (s *Service) List(ctx context.Context, p httpx.Principal, status string, pa
 	if err != nil {
 		return nil, fmt.Errorf("list trips: %w", err)
 	}
+	ids := make([]uuid.UUID, len(rows))
+	for i, row := range rows {
+		ids[i] = row.ID
+	}
+	// Two queries for the whole page, not two per trip.
+	riders, err := s.q.TripsRiders(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list trip riders: %w", err)
+	}
+	evs, err := s.q.TripsEvents(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list trip events: %w", err)
+	}
+	ridersOf := map[uuid.UUID][]Rider{}
+	for _, r := range riders {
+		ridersOf[r.TripID] = append(ridersOf[r.TripID], Rider{RiderID: r.RiderID, RequestID: r.RideRequestID, PartySize: int(r.PartySize), Status: RiderStatus(r.Status)})
+	}
+	eventsOf := map[uuid.UUID][]tripdb.TripEvent{}
+	for _, e := range evs {
+		eventsOf[e.TripID] = append(eventsOf[e.TripID], e)
+	}
 	out := make([]View, len(rows))
 	for i, row := range rows {
-		t, err := s.load(ctx, s.q, row)
-		if err != nil {
-			return nil, err
-		}
-		if out[i], err = s.view(ctx, s.q, t, row.CreatedAt); err != nil {
-			return nil, err
-		}
+		t := fromRow(row)
+		t.Riders = ridersOf[row.ID]
+		out[i] = toView(t, row.CreatedAt, eventsOf[row.ID])
 	}
 	return out, nil
 }

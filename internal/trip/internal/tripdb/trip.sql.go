@@ -377,6 +377,38 @@ func (q *Queries) TripRiders(ctx context.Context, tripID uuid.UUID) ([]TripRider
 	return items, nil
 }
 
+const tripsEvents = `-- name: TripsEvents :many
+SELECT id, trip_id, kind, actor_id, rider_id, at, data FROM trip_events WHERE trip_id = ANY($1::uuid[]) ORDER BY trip_id, id
+`
+
+func (q *Queries) TripsEvents(ctx context.Context, tripIds []uuid.UUID) ([]TripEvent, error) {
+	rows, err := q.db.Query(ctx, tripsEvents, tripIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TripEvent
+	for rows.Next() {
+		var i TripEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.TripID,
+			&i.Kind,
+			&i.ActorID,
+			&i.RiderID,
+			&i.At,
+			&i.Data,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const tripsRiders = `-- name: TripsRiders :many
 SELECT trip_id, ride_request_id, rider_id, party_size, status, joined_at FROM trip_riders WHERE trip_id = ANY($1::uuid[]) ORDER BY trip_id, joined_at, ride_request_id
 `
