@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,13 +40,15 @@ type app struct {
 	matching   *matching.Service
 	idempotent *httpx.Idempotency
 	openapi    []byte
+	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
+	trustedProxies []netip.Prefix
 	// runners are the long-lived background components, each stopped by
 	// cancelling its context.
 	runners []func(context.Context) error
 }
 
 func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
-	a := &app{}
+	a := &app{trustedProxies: cfg.trustedProxies}
 	log := func(domain string) *slog.Logger { return logger.With("domain", domain) }
 	var err error
 	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, log("user")); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type config struct {
 	offlineAfter    time.Duration
 	maxSpeedKmh     float64
 	approachEvery   time.Duration
+	trustedProxies  []netip.Prefix
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -137,6 +139,24 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("max-speed-kmh", "LASTMILE_MAX_SPEED_KMH")
 	fs.DurationVar(&c.approachEvery, "approach-every", 5*time.Second, "while a driver stays near a station, how often its approach is matched again")
 	fs.env("approach-every", "LASTMILE_APPROACH_EVERY")
+	fs.Func("trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For is believed (for per-address limits)", func(v string) error {
+		c.trustedProxies = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			if !strings.Contains(s, "/") {
+				s += map[bool]string{true: "/128", false: "/32"}[strings.Contains(s, ":")]
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+			}
+			c.trustedProxies = append(c.trustedProxies, p.Masked())
+		}
+		return nil
+	})
+	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

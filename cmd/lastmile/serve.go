@@ -130,7 +130,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 // router is the whole HTTP surface: operations endpoints and every domain.
 func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logger) *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody)
+	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
+		httpx.Timeout(30*time.Second, "/api/v1/ws"))
 	r.Get("/healthz", health.live)
 	r.Get("/readyz", health.ready)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -45,3 +45,6 @@ SELECT * FROM routes WHERE status = 'active' ORDER BY created_at LIMIT $1;
 
 -- name: ActiveRoutesOf :many
 SELECT * FROM routes WHERE driver_id = ANY(sqlc.arg('driver_ids')::uuid[]) AND status = 'active';
+
+-- name: LockRouteRow :exec
+SELECT id FROM routes WHERE id = $1 FOR UPDATE;

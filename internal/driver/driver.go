@@ -361,3 +361,13 @@ func (s *Service) ActiveOf(ctx context.Context, driverIDs []uuid.UUID) ([]Route,
 func (s *Service) MarkPassedNow(ctx context.Context, routeID uuid.UUID, stationID string, at time.Time) error {
 	return postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.MarkPassed(ctx, tx, routeID, stationID, at) })
 }
+
+// LockForUpdate locks a route's row in tx and nothing more. Every
+// transaction that changes a trip locks its route first, so all of them
+// take their locks in one order (route, trip, request) and cannot deadlock.
+func (s *Service) LockForUpdate(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) error {
+	if err := s.q.WithTx(tx).LockRouteRow(ctx, routeID); err != nil {
+		return fmt.Errorf("lock route %s: %w", routeID, err)
+	}
+	return nil
+}

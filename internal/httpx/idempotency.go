@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,7 +37,7 @@ func NewIdempotency(pool *pgxpool.Pool, logger *slog.Logger) *Idempotency {
 var (
 	errKeyReused   = fault.New(fault.Invalid, "this Idempotency-Key was already used with a different request")
 	errKeyInFlight = fault.New(fault.Conflict, "a request with this Idempotency-Key is still being processed; retry shortly")
-	errKeyTooLong  = fault.New(fault.Malformed, "Idempotency-Key must be 1 to 255 characters")
+	errKeyTooLong  = fault.New(fault.Malformed, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 )
 
 // maxReplayBytes bounds a stored answer; larger answers are not stored.
@@ -51,7 +52,7 @@ func (s *Idempotency) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if len(key) > 255 {
+		if len(key) > 255 || strings.IndexFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
 			Error(w, r, errKeyTooLong)
 			return
 		}

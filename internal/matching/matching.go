@@ -253,8 +253,13 @@ func (s *Service) Match(ctx context.Context, a location.Approach) (Result, error
 }
 
 func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, error) {
+	// Read before the transaction: never a second connection inside one.
+	name, err := s.names.Name(ctx, a.DriverID)
+	if err != nil {
+		return Result{}, fmt.Errorf("name of driver %s: %w", a.DriverID, err)
+	}
 	var res Result
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		res = Result{}
 		route, err := s.routes.Lock(ctx, tx, a.RouteID)
 		if errors.Is(err, driver.ErrNotFound) {
@@ -309,10 +314,6 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 			return err
 		}
 		if err := s.routes.Reserve(ctx, tx, route.ID, seats); err != nil {
-			return err
-		}
-		name, err := s.names.Name(ctx, route.DriverID)
-		if err != nil {
 			return err
 		}
 		for _, ci := range chosen {

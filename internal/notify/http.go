@@ -75,12 +75,20 @@ func (s *Service) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 
 	k := newSocket(p, s.cfg, s.m.closes)
+	k.token = tok
 	defer close(k.done)
 	if err := s.hub.add(k); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
 	defer s.hub.remove(k)
+	// Check the token again now that the socket is registered: a sign-out
+	// that committed between the first check and the registration would
+	// otherwise find no socket to close.
+	if _, err := s.auth.Authenticate(r.Context(), tok); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
 	b, err := s.q.StreamBounds(r.Context(), p.UserID)
 	if err != nil {
 		httpx.Error(w, r, fmt.Errorf("read event stream of user %s: %w", p.UserID, err))

@@ -38,6 +38,7 @@ var (
 	closeGoingAway   = closeReason{websocket.StatusGoingAway, "going away", "going_away", false}
 	closeInternal    = closeReason{websocket.StatusInternalError, "internal error; reconnect with since", "internal", false}
 	closeNoPong      = closeReason{0, "", "no_pong", false}
+	closeRevoked     = closeReason{websocket.StatusPolicyViolation, "the token was revoked or has expired; sign in again", "revoked", false}
 	closeWriteFailed = closeReason{0, "", "write_failed", false}
 	closeByClient    = closeReason{websocket.StatusNormalClosure, "", "", false}
 )
@@ -53,9 +54,10 @@ type outMsg struct {
 // socket is one client connection. Its handler goroutine reads; one writer
 // goroutine owns every write and the close; a pinger checks liveness.
 type socket struct {
-	p    httpx.Principal
-	user uuid.UUID
-	conn *websocket.Conn // set before the goroutines start
+	p     httpx.Principal
+	token string // re-checked while the socket lives, so a revoked token cannot keep it
+	user  uuid.UUID
+	conn  *websocket.Conn // set before the goroutines start
 
 	// send holds events, stored and disposable, in the order to write them.
 	send chan outMsg
@@ -436,6 +438,16 @@ func (s *Service) pingLoop(ctx context.Context, k *socket) {
 				k.close(closeNoPong)
 				_ = k.conn.CloseNow()
 			}
+			return
+		}
+		// Sign-out closes sockets through a notification; should one be
+		// lost (a listener reconnecting), or the token simply expire, this
+		// closes the socket within a ping interval.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = s.auth.Authenticate(actx, k.token)
+		cancel()
+		if errors.Is(err, fault.Of(fault.Unauthorized)) {
+			k.close(closeRevoked)
 			return
 		}
 	}

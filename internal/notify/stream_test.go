@@ -666,3 +666,23 @@ func TestDisposableMessagesGiveWayToStoredEvents(t *testing.T) {
 		t.Fatalf("cursor %d behind %d: want 3 stored events taken and the socket behind", k.cursor.Load(), k.behindSince.Load())
 	}
 }
+
+// A token revoked (or expired) while its socket is open closes the socket
+// at the next ping, even if the sign-out notification never arrived.
+func TestRevokedTokenClosesItsSocket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.PingInterval = 50 * time.Millisecond
+	a := e.replica(t, cfg)
+	u := e.user(t, httpx.RoleRider)
+	c := a.connect(t, u, "")
+	c.expectQuiet()
+	e.auth.mu.Lock()
+	delete(e.auth.tokens, token(u)) // revoked without telling any replica
+	e.auth.mu.Unlock()
+	code, reason := c.expectClose(5 * time.Second)
+	if code != websocket.StatusPolicyViolation || !strings.Contains(reason, "revoked") {
+		t.Fatalf("close = %d %q, want 1008 naming the revoked token", code, reason)
+	}
+}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/lastmile/lastmile/internal/fault"
 )
 
 // Beginner starts transactions; *pgxpool.Pool is one.
@@ -32,8 +34,10 @@ func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("gave up after 5 attempts: %w", err)
+	return fmt.Errorf("%w (gave up after 5 attempts): %w", errBusy, err)
 }
+
+var errBusy = fault.New(fault.Unavailable, "the database is busy; try again")
 
 // Retryable reports whether err is a serialization failure or a deadlock,
 // after which the same transaction may succeed when run again.

@@ -220,44 +220,71 @@ func (s *Service) List(ctx context.Context, p httpx.Principal, status string, pa
 // Cancel cancels the rider's own request before pickup; a matched
 // request gives its seats back. A request past pickup, or already ended,
 // is a Conflict.
+//
+// Locks are taken in the order every trip-changing transaction uses
+// (route, trip, request): a matched request is left to the trip domain,
+// which locks the route and trip first; a waiting request is locked alone
+// and, should it turn out matched meanwhile, the transaction starts over.
 func (s *Service) Cancel(ctx context.Context, p httpx.Principal, id uuid.UUID) (Request, error) {
 	var req Request
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		row, err := q.LockRequest(ctx, id)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != httpx.RoleOperator) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		switch Status(row.Status) {
-		case Waiting:
-			if _, err := q.SetRequestStatus(ctx, riderdb.SetRequestStatusParams{ID: id, Status: string(Cancelled)}); err != nil {
+	for attempt := 0; ; attempt++ {
+		err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+			q := s.q.WithTx(tx)
+			row, err := q.GetRequest(ctx, id)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != httpx.RoleOperator) {
+				return ErrNotFound
+			}
+			if err != nil {
 				return err
 			}
-		case Matched:
-			if s.trips == nil || row.TripID == nil {
-				return fmt.Errorf("matched request %s has no trip to leave", id)
+			switch Status(row.Status) {
+			case Waiting:
+				if row, err = q.LockRequest(ctx, id); err != nil {
+					return err
+				}
+				if Status(row.Status) != Waiting {
+					return errStartOver
+				}
+				if _, err := q.SetRequestStatus(ctx, riderdb.SetRequestStatusParams{ID: id, Status: string(Cancelled)}); err != nil {
+					return err
+				}
+			case Matched:
+				if s.trips == nil || row.TripID == nil {
+					return fmt.Errorf("matched request %s has no trip to leave", id)
+				}
+				if err := s.trips.CancelRider(ctx, tx, *row.TripID, id, p.UserID); err != nil {
+					// The driver may have given the route up meanwhile,
+					// handing the request back: then read it again.
+					if now, rerr := q.GetRequest(ctx, id); rerr == nil && (Status(now.Status) != Matched || *now.TripID != *row.TripID) {
+						return errStartOver
+					}
+					return err
+				}
+			default:
+				return fault.New(fault.Conflict, fmt.Sprintf("the ride is %s and can no longer be cancelled", row.Status))
 			}
-			if err := s.trips.CancelRider(ctx, tx, *row.TripID, id, p.UserID); err != nil {
+			if row, err = q.GetRequest(ctx, id); err != nil {
 				return err
 			}
-		default:
-			return fault.New(fault.Conflict, fmt.Sprintf("the ride is %s and can no longer be cancelled", row.Status))
+			req = toRequest(row)
+			return s.events.Append(ctx, tx, row.RiderID, "ride.cancelled", map[string]any{"ride_request": req})
+		})
+		if errors.Is(err, errStartOver) {
+			if attempt < 3 {
+				continue
+			}
+			err = fault.New(fault.Conflict, "the ride request keeps changing; try again")
 		}
-		row, err = q.GetRequest(ctx, id)
 		if err != nil {
-			return err
+			return Request{}, fmt.Errorf("cancel ride request %s: %w", id, err)
 		}
-		req = toRequest(row)
-		return s.events.Append(ctx, tx, row.RiderID, "ride.cancelled", map[string]any{"ride_request": req})
-	})
-	if err != nil {
-		return Request{}, fmt.Errorf("cancel ride request %s: %w", id, err)
+		return req, nil
 	}
-	return req, nil
 }
+
+// errStartOver rolls a cancellation back to run it again: the request
+// changed between reading it and locking it.
+var errStartOver = errors.New("the ride request changed meanwhile")
 
 // LockWaiting locks, in tx, up to limit waiting requests at stationID for
 // areaID whose arrival is no later than latest, oldest arrival first.

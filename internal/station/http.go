@@ -44,6 +44,17 @@ func (h *Handler) Routes(r chi.Router, requireAuth, idempotent func(http.Handler
 	})
 }
 
+// pathID reads a station or area id from the path; a value that cannot be
+// an id (a stray byte, a NUL) reads as "", which no station or area has, so
+// the caller answers 404 as for any unknown id.
+func pathID(r *http.Request, name string) string {
+	id := chi.URLParam(r, name)
+	if !slugPattern.MatchString(id) || len(id) > 64 {
+		return ""
+	}
+	return id
+}
+
 // operatorOnly answers 403 to every caller but operators.
 func operatorOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +133,7 @@ func queryCoord(v *fault.Validation, q url.Values, name string, valid func(float
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	st, err := h.svc.Get(r.Context(), chi.URLParam(r, "id"))
+	st, err := h.svc.Get(r.Context(), pathID(r, "id"))
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -151,7 +162,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	st, err := h.svc.Update(r.Context(), chi.URLParam(r, "id"), in)
+	st, err := h.svc.Update(r.Context(), pathID(r, "id"), in)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -160,7 +171,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	if err := h.svc.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
+	if err := h.svc.Delete(r.Context(), pathID(r, "id")); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
@@ -173,7 +184,7 @@ func (h *Handler) createArea(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	a, err := h.svc.CreateArea(r.Context(), chi.URLParam(r, "id"), in)
+	a, err := h.svc.CreateArea(r.Context(), pathID(r, "id"), in)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -187,7 +198,7 @@ func (h *Handler) updateArea(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	a, err := h.svc.UpdateArea(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "area_id"), in)
+	a, err := h.svc.UpdateArea(r.Context(), pathID(r, "id"), pathID(r, "area_id"), in)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -196,7 +207,7 @@ func (h *Handler) updateArea(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) deleteArea(w http.ResponseWriter, r *http.Request) {
-	if err := h.svc.DeleteArea(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "area_id")); err != nil {
+	if err := h.svc.DeleteArea(r.Context(), pathID(r, "id"), pathID(r, "area_id")); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}

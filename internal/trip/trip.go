@@ -33,8 +33,9 @@ type Requests interface {
 	Requeue(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error
 }
 
-// Routes gives seats back and records stations passed.
+// Routes locks routes, gives seats back and records stations passed.
 type Routes interface {
+	LockForUpdate(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) error
 	Release(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 	MarkPassed(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, stationID string, at time.Time) error
 }
@@ -236,13 +237,27 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, before Trip, m Move, act
 	return v, nil
 }
 
+// lock locks a trip's route and then the trip, in tx: the one lock order
+// (route, trip, request) every transaction that changes a trip follows.
+func (s *Service) lock(ctx context.Context, tx pgx.Tx, tripID uuid.UUID) (tripdb.Trip, error) {
+	q := s.q.WithTx(tx)
+	row, err := q.GetTrip(ctx, tripID)
+	if err != nil {
+		return tripdb.Trip{}, err
+	}
+	if err := s.routes.LockForUpdate(ctx, tx, row.RouteID); err != nil {
+		return tripdb.Trip{}, err
+	}
+	return q.LockTrip(ctx, tripID)
+}
+
 // act runs one driver action on a trip in one transaction. Only the trip's
 // driver may act; anyone else gets ErrNotFound, as for an unknown id.
 func (s *Service) act(ctx context.Context, p httpx.Principal, tripID uuid.UUID, move func(Trip, time.Time) (Move, error)) (View, error) {
 	var v View
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
-		row, err := q.LockTrip(ctx, tripID)
+		row, err := s.lock(ctx, tx, tripID)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.DriverID != p.UserID) {
 			return ErrNotFound
 		}
@@ -297,7 +312,7 @@ func (s *Service) DroppedOff(ctx context.Context, p httpx.Principal, tripID, rid
 // pickup (the rider domain calls it when a matched rider cancels).
 func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error {
 	q := s.q.WithTx(tx)
-	row, err := q.LockTrip(ctx, tripID)
+	row, err := s.lock(ctx, tx, tripID)
 	if err != nil {
 		return fmt.Errorf("lock trip %s: %w", tripID, err)
 	}
@@ -306,7 +321,7 @@ func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID,
 		return err
 	}
 	for _, r := range t.Riders {
-		if r.RequestID == requestID {
+		if r.RequestID == requestID && r.Status != RiderReleased {
 			m, err := t.CancelRider(r.RiderID, s.now())
 			if err != nil {
 				return err
@@ -315,8 +330,12 @@ func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID,
 			return err
 		}
 	}
-	return fmt.Errorf("ride request %s is not in trip %s", requestID, tripID)
+	return ErrRiderGone
 }
+
+// ErrRiderGone means the request is no longer in the trip (its driver gave
+// up the route meanwhile); the caller reads the request again.
+var ErrRiderGone = fault.New(fault.Conflict, "the ride request is no longer part of this trip")
 
 // ReleaseRoute cancels the scheduled trips of a route whose driver gives
 // it up, in tx: their matched riders go back to waiting and are told. A

@@ -2,7 +2,6 @@ package user
 
 import (
 	_ "embed"
-	"net"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -58,22 +57,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	sess, err := h.svc.SignIn(r.Context(), in.Email, in.Password, clientAddr(r))
+	sess, err := h.svc.SignIn(r.Context(), in.Email, in.Password, httpx.Client(r))
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
 	httpx.JSON(w, http.StatusOK, sess)
-}
-
-// clientAddr is the address the connection comes from. Forwarded headers
-// are not trusted: any client could set them to dodge the rate limit.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {

@@ -221,6 +221,15 @@ func (q *Queries) LockRoute(ctx context.Context, id uuid.UUID) (Route, error) {
 	return i, err
 }
 
+const lockRouteRow = `-- name: LockRouteRow :exec
+SELECT id FROM routes WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) LockRouteRow(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, lockRouteRow, id)
+	return err
+}
+
 const markPassed = `-- name: MarkPassed :exec
 UPDATE route_stations SET passed_at = coalesce(passed_at, $1)
 WHERE route_id = $2 AND station_id = $3
