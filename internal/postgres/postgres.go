@@ -30,6 +30,10 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "lastmile"
+	// No statement, and no transaction left open by a stuck caller, holds
+	// a connection and its locks for ever.
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "60s"
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "60s"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
