@@ -260,6 +260,18 @@ func (s *Service) end(ctx context.Context, driverID, routeID uuid.UUID, status S
 	return route, nil
 }
 
+// Peek reads a route without locking it (ErrNotFound when unknown).
+func (s *Service) Peek(ctx context.Context, routeID uuid.UUID) (Route, error) {
+	row, err := s.q.GetRoute(ctx, routeID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Route{}, errRouteNotFound
+	}
+	if err != nil {
+		return Route{}, fmt.Errorf("read route %s: %w", routeID, err)
+	}
+	return s.load(ctx, s.q, row)
+}
+
 // Lock reads a route for update in tx, so that nobody else changes its
 // seats until tx ends. It returns ErrNotFound for an unknown id.
 func (s *Service) Lock(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) (Route, error) {

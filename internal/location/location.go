@@ -386,12 +386,17 @@ func (s *Service) Run(ctx context.Context) error {
 			s.logger.Warn("write positions at shutdown", "err", err)
 		}
 	}()
+	var lastFlush time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-flushT.C:
 		case <-s.flush:
+			// Approaches beginning together share one early write.
+			if time.Since(lastFlush) < 100*time.Millisecond {
+				time.Sleep(100*time.Millisecond - time.Since(lastFlush))
+			}
 		case <-refreshT.C:
 			s.refreshRoutes(ctx, false)
 			continue
@@ -399,9 +404,12 @@ func (s *Service) Run(ctx context.Context) error {
 			s.refreshRoutes(ctx, true)
 			continue
 		}
-		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+		lastFlush = time.Now()
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := s.Flush(fctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("write positions", "err", err)
 		}
+		cancel()
 	}
 }
 

@@ -21,8 +21,10 @@ import (
 	"github.com/lastmile/lastmile/internal/trip"
 )
 
-// Routes locks a route and reserves its seats in the caller's transaction.
+// Routes reads and locks a route and reserves its seats in the caller's
+// transaction.
 type Routes interface {
+	Peek(ctx context.Context, routeID uuid.UUID) (driver.Route, error)
 	Lock(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) (driver.Route, error)
 	Reserve(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 }
@@ -252,7 +254,33 @@ func (s *Service) Match(ctx context.Context, a location.Approach) (Result, error
 	return res, err
 }
 
+// skip says why an approach cannot match, judged on route as read; the
+// transaction judges again on the locked row.
+func skip(route driver.Route, a location.Approach) string {
+	switch {
+	case route.Status != driver.Active || route.DriverID != a.DriverID:
+		return "the route is not active"
+	case !slices.Contains(route.NextStations(), a.StationID):
+		return "the station is not ahead on the route"
+	case route.SeatsFree <= 0:
+		return "no free seats"
+	}
+	return ""
+}
+
 func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, error) {
+	// A plain read first: a full or ended route (most re-offered
+	// approaches) costs no transaction and no lock.
+	peek, err := s.routes.Peek(ctx, a.RouteID)
+	if errors.Is(err, driver.ErrNotFound) {
+		return Result{Skipped: "no such route"}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if why := skip(peek, a); why != "" {
+		return Result{Skipped: why}, nil
+	}
 	// Read before the transaction: never a second connection inside one.
 	name, err := s.names.Name(ctx, a.DriverID)
 	if err != nil {
@@ -269,15 +297,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 		if err != nil {
 			return err
 		}
-		switch {
-		case route.Status != driver.Active || route.DriverID != a.DriverID:
-			res.Skipped = "the route is not active"
-			return nil
-		case !slices.Contains(route.NextStations(), a.StationID):
-			res.Skipped = "the station is not ahead on the route"
-			return nil
-		case route.SeatsFree <= 0:
-			res.Skipped = "no free seats"
+		if res.Skipped = skip(route, a); res.Skipped != "" {
 			return nil
 		}
 		eta := a.ETA

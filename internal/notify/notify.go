@@ -71,7 +71,8 @@ type Config struct {
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// SendBuffer is how many messages may wait to be written to one socket
-	// (default 256). Disposable messages are dropped once it is half full.
+	// (default 64, 4 KiB per socket). Disposable messages are dropped once it
+	// is half full.
 	SendBuffer int
 	// SlowTimeout: a socket whose buffer stays too full to take its events
 	// for this long is closed with 1008 (default 10 s). The client resumes
@@ -145,7 +146,7 @@ func (c *Config) defaults() error {
 	setDur(&c.PushRetry, 10*time.Second)
 	setDur(&c.PushTTL, time.Hour)
 	if c.SendBuffer <= 0 {
-		c.SendBuffer = 256
+		c.SendBuffer = 64
 	}
 	if c.SendBuffer < 2 {
 		c.SendBuffer = 2
