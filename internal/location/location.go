@@ -122,6 +122,9 @@ type driverState struct {
 	lastOffer   time.Time
 	lastPublish time.Time
 	dirty       bool
+	// approachChanged: an approach began since the last write, so other
+	// replicas should see this driver's row now, not at the next tick.
+	approachChanged bool
 }
 
 const shardCount = 64
@@ -332,6 +335,7 @@ func (s *Service) track(driverID uuid.UUID, st *driverState, f Fix, now time.Tim
 	began := st.approaching != p.Approaching.ID
 	st.approaching = p.Approaching.ID
 	if began {
+		st.approachChanged = true
 		select { // let other replicas see the approach promptly
 		case s.flush <- struct{}{}:
 		default:
@@ -386,17 +390,14 @@ func (s *Service) Run(ctx context.Context) error {
 			s.logger.Warn("write positions at shutdown", "err", err)
 		}
 	}()
-	var lastFlush time.Time
 	for {
+		onlyApproaching := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-flushT.C:
 		case <-s.flush:
-			// Approaches beginning together share one early write.
-			if time.Since(lastFlush) < 100*time.Millisecond {
-				time.Sleep(100*time.Millisecond - time.Since(lastFlush))
-			}
+			onlyApproaching = true // the rest waits for the tick
 		case <-refreshT.C:
 			s.refreshRoutes(ctx, false)
 			continue
@@ -404,9 +405,8 @@ func (s *Service) Run(ctx context.Context) error {
 			s.refreshRoutes(ctx, true)
 			continue
 		}
-		lastFlush = time.Now()
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.Flush(fctx); err != nil && ctx.Err() == nil {
+		if err := s.flushPositions(fctx, onlyApproaching); err != nil && ctx.Err() == nil {
 			s.logger.Warn("write positions", "err", err)
 		}
 		cancel()
@@ -415,7 +415,11 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Flush writes the latest position of every driver that moved since the
 // last write, in one statement.
-func (s *Service) Flush(ctx context.Context) error {
+func (s *Service) Flush(ctx context.Context) error { return s.flushPositions(ctx, false) }
+
+// flushPositions writes the dirty positions, or only those of drivers whose
+// approach began since the last write.
+func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) error {
 	var p locationdb.UpsertPositionsParams
 	var states []*driverState
 	for i := range s.shards {
@@ -423,7 +427,7 @@ func (s *Service) Flush(ctx context.Context) error {
 		sh.mu.RLock()
 		for id, st := range sh.m {
 			st.mu.Lock()
-			if st.dirty && st.last != nil {
+			if st.dirty && st.last != nil && (!onlyApproaching || st.approachChanged) {
 				f := st.last
 				p.DriverIds = append(p.DriverIds, id)
 				p.Lats = append(p.Lats, f.Point.Lat)
@@ -441,7 +445,7 @@ func (s *Service) Flush(ctx context.Context) error {
 				p.RouteIds = append(p.RouteIds, routeID)
 				p.Approaching = append(p.Approaching, st.approaching)
 				p.Etas = append(p.Etas, eta)
-				st.dirty = false
+				st.dirty, st.approachChanged = false, false
 				states = append(states, st)
 			}
 			st.mu.Unlock()
