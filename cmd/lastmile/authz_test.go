@@ -416,3 +416,27 @@ func TestLocationOverREST(t *testing.T) {
 	}
 	wantFields(t, d.must(422, "POST", "/api/v1/location", map[string]any{"fixes": many}), "fixes")
 }
+
+// Two replicas on one database: the driver's socket is on one, the rider
+// asks and listens on the other. The request finds the approaching driver
+// through Postgres and the match reaches the rider across replicas.
+func TestMatchAcrossReplicas(t *testing.T) {
+	url := pgtest.URL(t)
+	a := startServer(t, url, nil)
+	b := startServer(t, url, nil)
+	drv := signUp(t, a, "driver", "D")
+	dws := drv.connect("")
+	drv.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
+	w := newWalker(dws, 1500)
+	for w.next() {
+	}
+	rdr := signUp(t, b, "rider", "R")
+	rws := rdr.connect("")
+	time.Sleep(1500 * time.Millisecond) // the approach reaches Postgres within a second
+	req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
+	e := rws.next("event", "ride.matched", 5*time.Second)
+	if m := decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
+		t.Fatalf("ride.matched = %s", e.Data)
+	}
+	dws.next("event", "trip.assigned", 5*time.Second)
+}
