@@ -73,3 +73,21 @@ func decodeCursor(c string) (time.Time, uuid.UUID, bool) {
 	id, err2 := uuid.Parse(idStr)
 	return at, id, err1 == nil && err2 == nil
 }
+
+// Trim cuts a page read with Limit+1 items (see ListPage) back to limit and
+// returns the cursor of the next page, or "" when there is none.
+func Trim[T any](items []T, limit int, key func(T) (time.Time, uuid.UUID)) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	at, id := key(items[limit-1])
+	return items, Cursor(at, id)
+}
+
+// ListPage reads the page parameters of r and asks for one item more than
+// the client wants, which tells whether there is a next page; Trim cuts it.
+func ListPage(r *http.Request) (page Page, want int, err error) {
+	page, err = PageParams(r)
+	return Page{Limit: page.Limit + 1, BeforeAt: page.BeforeAt, BeforeID: page.BeforeID}, page.Limit, err
+}

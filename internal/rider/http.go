@@ -3,8 +3,10 @@ package rider
 import (
 	_ "embed"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
 )
@@ -59,25 +61,21 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	page, err := httpx.PageParams(r)
+	page, want, err := httpx.ListPage(r)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	want := page.Limit
-	page.Limit++ // one more tells whether there is a next page
 	reqs, err := h.svc.List(r.Context(), p, r.URL.Query().Get("status"), page)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	out := map[string]any{}
-	if len(reqs) > want {
-		reqs = reqs[:want]
-		last := reqs[want-1]
-		out["next_cursor"] = httpx.Cursor(last.CreatedAt, last.ID)
+	reqs, next := httpx.Trim(reqs, want, func(q Request) (time.Time, uuid.UUID) { return q.CreatedAt, q.ID })
+	out := map[string]any{"ride_requests": reqs}
+	if next != "" {
+		out["next_cursor"] = next
 	}
-	out["ride_requests"] = reqs
 	httpx.JSON(w, http.StatusOK, out)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -44,25 +45,21 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	page, err := httpx.PageParams(r)
+	page, want, err := httpx.ListPage(r)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	want := page.Limit
-	page.Limit++ // one more tells whether there is a next page
 	trips, err := h.svc.List(r.Context(), p, r.URL.Query().Get("status"), page)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	out := map[string]any{}
-	if len(trips) > want {
-		trips = trips[:want]
-		last := trips[want-1]
-		out["next_cursor"] = httpx.Cursor(last.CreatedAt, last.ID)
+	trips, next := httpx.Trim(trips, want, func(v View) (time.Time, uuid.UUID) { return v.CreatedAt, v.ID })
+	out := map[string]any{"trips": trips}
+	if next != "" {
+		out["next_cursor"] = next
 	}
-	out["trips"] = trips
 	httpx.JSON(w, http.StatusOK, out)
 }
 
