@@ -114,6 +114,8 @@ type socket struct {
 	conn   *websocket.Conn
 	msgs   chan event
 	cancel context.CancelFunc
+	// closeErr is why reading ended; set before msgs is closed.
+	closeErr error
 }
 
 // connect opens the client's WebSocket with the given query (e.g. "since=0").
@@ -140,6 +142,7 @@ func (c *client) connect(query string) *socket {
 		for {
 			_, b, err := conn.Read(ctx)
 			if err != nil {
+				s.closeErr = err
 				return
 			}
 			var e event

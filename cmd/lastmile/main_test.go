@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -256,4 +258,20 @@ func testConfig() config {
 		panic(err)
 	}
 	return cfg
+}
+
+// At shutdown, open WebSockets are told the server is going away (1001),
+// and run still returns cleanly.
+func TestShutdownTellsSocketsToGoAway(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	c := signUp(t, s, "rider", "R")
+	ws := c.connect("")
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	for range ws.msgs { // drain until the reader sees the close
+	}
+	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusGoingAway {
+		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.closeErr)
+	}
 }
