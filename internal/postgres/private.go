@@ -49,6 +49,9 @@ type Private struct {
 	logger  *slog.Logger
 }
 
+// installGlob is where Debian and Ubuntu install Postgres versions.
+var installGlob = "/usr/lib/postgresql/*/bin"
+
 // FindBinaries returns the folder holding initdb and postgres: from PATH,
 // from `pg_config --bindir`, or the newest /usr/lib/postgresql/*/bin.
 func FindBinaries() (string, error) {
@@ -73,7 +76,7 @@ func FindBinaries() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(installGlob)
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
 	for _, dir := range dirs {
 		if has(dir) {
