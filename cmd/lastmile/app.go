@@ -104,7 +104,7 @@ func (a *app) mount(r chi.Router) {
 	a.notify.Routes(r, requireAuth)
 	driver.NewHandler(a.drivers).Routes(r, requireAuth, idem)
 	rider.NewHandler(a.riders).Routes(r, requireAuth, idem)
-	trip.NewHandler(a.trips).Routes(r, requireAuth)
+	trip.NewHandler(a.trips, a.location).Routes(r, requireAuth)
 	location.NewHandler(a.location).Routes(r, requireAuth)
 }
 

@@ -259,6 +259,27 @@ func TestTripsAreSeenOnlyByTheirPeople(t *testing.T) {
 		t.Fatalf("matched request = %v", got)
 	}
 
+	// The trip's people see where the driver is (written within a second),
+	// and so does the operator's live map; nobody else.
+	var pos map[string]any
+	for i := 0; i < 30 && pos == nil; i++ {
+		if p, ok := r1.must(200, "GET", path, nil)["driver_position"].(map[string]any); ok {
+			pos = p
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if pos == nil || pos["driver_id"] != d1.id || pos["online"] != true || pos["approaching_station_id"] != hsrStation {
+		t.Fatalf("driver_position in the rider's trip view = %v", pos)
+	}
+	live := ops.must(200, "GET", "/api/v1/drivers/positions", nil)["positions"].([]any)
+	if len(live) != 1 || live[0].(map[string]any)["driver_id"] != d1.id {
+		t.Fatalf("operator's live map = %v, want D1 only", live)
+	}
+	r1.must(403, "GET", "/api/v1/drivers/positions", nil)
+	d1.must(403, "GET", "/api/v1/drivers/positions", nil)
+	wantFields(t, ops.must(422, "GET", "/api/v1/drivers/positions?limit=0&cursor=x", nil), "limit", "cursor")
+
 	for _, c := range []struct {
 		who  *client
 		want int

@@ -20,7 +20,10 @@ SELECT driver_id, route_id, eta, at FROM driver_positions
 WHERE approaching_station_id = sqlc.arg('station_id') AND at > sqlc.arg('fresh_after') AND route_id IS NOT NULL;
 
 -- name: LatestPositions :many
-SELECT * FROM driver_positions WHERE at > sqlc.arg('fresh_after') ORDER BY driver_id LIMIT sqlc.arg('lim');
+-- Online drivers' latest positions, a page at a time in driver id order.
+SELECT * FROM driver_positions
+WHERE at > sqlc.arg('fresh_after') AND driver_id > sqlc.arg('after')
+ORDER BY driver_id LIMIT sqlc.arg('lim');
 
 -- name: GetPosition :one
 SELECT * FROM driver_positions WHERE driver_id = $1;

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
@@ -84,6 +86,46 @@ func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
 // Routes mounts the API.
 func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
 	r.With(requireAuth).Post("/api/v1/location", h.post)
+	r.With(requireAuth).Get("/api/v1/drivers/positions", h.online)
+}
+
+// online answers the operator's live map: the latest position of every
+// online driver, 100 at most per page (limit, cursor, next_cursor).
+func (h *Handler) online(w http.ResponseWriter, r *http.Request) {
+	if _, err := httpx.Caller(r, httpx.RoleOperator); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	var v fault.Validation
+	q := r.URL.Query()
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		v.Check(err == nil && n >= 1 && n <= 100, "limit", "must be a whole number from 1 to 100")
+		limit = n
+	}
+	var after uuid.UUID
+	if c := q.Get("cursor"); c != "" {
+		id, err := uuid.Parse(c)
+		v.Check(err == nil, "cursor", "is not a cursor this server gave out")
+		after = id
+	}
+	if err := v.Err(); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	ps, err := h.svc.Online(r.Context(), after, limit+1)
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	out := map[string]any{}
+	if len(ps) > limit {
+		ps = ps[:limit]
+		out["next_cursor"] = ps[limit-1].DriverID.String()
+	}
+	out["positions"] = ps
+	httpx.JSON(w, http.StatusOK, out)
 }
 
 // maxBatch bounds the fixes of one POST.

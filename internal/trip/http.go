@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/location"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -17,13 +18,28 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the trips API.
-type Handler struct {
-	svc *Service
+// Positions gives a driver's latest known position.
+type Positions interface {
+	Latest(ctx context.Context, driverID uuid.UUID) (location.Position, bool, error)
 }
 
-// NewHandler returns the trips API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// Handler serves the trips API.
+type Handler struct {
+	svc       *Service
+	positions Positions
+}
+
+// NewHandler returns the trips API over svc; a trip's detail shows its
+// driver's latest position from positions while the trip is under way.
+func NewHandler(svc *Service, positions Positions) *Handler {
+	return &Handler{svc: svc, positions: positions}
+}
+
+// detail is a trip with where its driver is, for the people of the trip.
+type detail struct {
+	View
+	DriverPosition *location.Position `json:"driver_position,omitempty"`
+}
 
 // Routes mounts the API; every call needs a token.
 func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
@@ -79,7 +95,18 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	httpx.JSON(w, http.StatusOK, v)
+	d := detail{View: v}
+	if v.Status == Scheduled || v.Status == Active { // not once the ride is over
+		pos, ok, err := h.positions.Latest(r.Context(), v.DriverID)
+		if err != nil {
+			httpx.Error(w, r, err)
+			return
+		}
+		if ok {
+			d.DriverPosition = &pos
+		}
+	}
+	httpx.JSON(w, http.StatusOK, d)
 }
 
 func (h *Handler) tripAction(do func(context.Context, httpx.Principal, uuid.UUID) (View, error)) http.HandlerFunc {

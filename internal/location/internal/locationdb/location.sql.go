@@ -79,16 +79,20 @@ func (q *Queries) GetPosition(ctx context.Context, driverID uuid.UUID) (DriverPo
 }
 
 const latestPositions = `-- name: LatestPositions :many
-SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at FROM driver_positions WHERE at > $1 ORDER BY driver_id LIMIT $2
+SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at FROM driver_positions
+WHERE at > $1 AND driver_id > $2
+ORDER BY driver_id LIMIT $3
 `
 
 type LatestPositionsParams struct {
 	FreshAfter time.Time
+	After      uuid.UUID
 	Lim        int32
 }
 
+// Online drivers' latest positions, a page at a time in driver id order.
 func (q *Queries) LatestPositions(ctx context.Context, arg LatestPositionsParams) ([]DriverPosition, error) {
-	rows, err := q.db.Query(ctx, latestPositions, arg.FreshAfter, arg.Lim)
+	rows, err := q.db.Query(ctx, latestPositions, arg.FreshAfter, arg.After, arg.Lim)
 	if err != nil {
 		return nil, err
 	}
