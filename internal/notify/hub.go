@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -19,6 +20,8 @@ import (
 // user at most once, so it is bounded by the number of sockets.
 type hub struct {
 	m *metrics
+	// perUser bounds the sockets one user may hold on this replica.
+	perUser int
 
 	mu      sync.Mutex
 	streams map[uuid.UUID]*stream
@@ -44,8 +47,8 @@ type stream struct {
 	state   fetchState
 }
 
-func newHub(m *metrics) *hub {
-	return &hub{m: m, streams: map[uuid.UUID]*stream{}, wake: make(chan struct{}, 1)}
+func newHub(m *metrics, perUser int) *hub {
+	return &hub{m: m, perUser: perUser, streams: map[uuid.UUID]*stream{}, wake: make(chan struct{}, 1)}
 }
 
 // add registers k, not yet ready for live events. It fails once the hub is
@@ -60,6 +63,9 @@ func (h *hub) add(k *socket) error {
 	if st == nil {
 		st = &stream{user: k.user, sockets: map[*socket]struct{}{}}
 		h.streams[k.user] = st
+	}
+	if len(st.sockets) >= h.perUser {
+		return &httpx.RetryAfter{Err: errTooManySockets, Delay: 30 * time.Second}
 	}
 	st.sockets[k] = struct{}{}
 	h.m.sockets.Inc()

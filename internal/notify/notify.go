@@ -54,6 +54,8 @@ var (
 	ErrSinceTooOld = fault.New(fault.Conflict, "events after this sequence number are no longer kept, or it was never given out; "+
 		"reload your state and continue from last_seq (GET /api/v1/events?limit=1 tells it)")
 	errClosing = fault.New(fault.Unavailable, "the server is shutting down; reconnect")
+	// errTooManySockets keeps one account from exhausting a replica's memory.
+	errTooManySockets = fault.New(fault.RateLimited, "too many open sockets for this account; close one first")
 )
 
 // DefaultPushKinds are the event kinds also sent as Web Push to a user
@@ -91,6 +93,9 @@ type Config struct {
 	CatchUpInterval time.Duration
 	// Fetchers is how many users' new events are loaded at once (default 4).
 	Fetchers int
+	// MaxSocketsPerUser bounds the sockets one user may hold open on one
+	// replica (default 8); more are refused with 429.
+	MaxSocketsPerUser int
 	// MessageRate and MessageBurst limit the messages one socket may send
 	// (default 20 a second, bursts of 40).
 	MessageRate  float64
@@ -150,6 +155,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SendBuffer < 2 {
 		c.SendBuffer = 2
+	}
+	if c.MaxSocketsPerUser <= 0 {
+		c.MaxSocketsPerUser = 8
 	}
 	if c.Fetchers <= 0 {
 		c.Fetchers = 4
@@ -246,7 +254,7 @@ func New(pool *pgxpool.Pool, auth httpx.Authenticator, cfg Config, logger *slog.
 		acks:      make(chan eventRef, 1024),
 		listened:  make(chan struct{}, 1),
 	}
-	s.hub = newHub(m)
+	s.hub = newHub(m, cfg.MaxSocketsPerUser)
 	for _, k := range cfg.PushKinds {
 		s.pushKinds[k] = true
 	}

@@ -686,3 +686,31 @@ func TestRevokedTokenClosesItsSocket(t *testing.T) {
 		t.Fatalf("close = %d %q, want 1008 naming the revoked token", code, reason)
 	}
 }
+
+// One account cannot exhaust a replica with sockets: past the cap the
+// upgrade is refused with 429 and Retry-After; closing one makes room.
+func TestSocketsPerUserAreCapped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.MaxSocketsPerUser = 2
+	a := e.replica(t, cfg)
+	u := e.user(t, httpx.RoleRider)
+	first := a.connect(t, u, "")
+	a.connect(t, u, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := a.dial(ctx, "", http.Header{"Authorization": {"Bearer " + token(u)}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third socket: err %v, response %+v; want 429 with Retry-After", err, resp)
+	}
+	a.connect(t, e.user(t, httpx.RoleRider), "") // other users are not affected
+	first.conn.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 5*time.Second, "room for another socket", func() bool {
+		c, _, err := a.dial(ctx, "", http.Header{"Authorization": {"Bearer " + token(u)}})
+		if err == nil {
+			c.CloseNow()
+		}
+		return err == nil
+	})
+}
