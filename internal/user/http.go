@@ -40,7 +40,7 @@ func (h *Handler) signUp(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	sess, err := h.svc.SignUp(r.Context(), in)
+	sess, err := h.svc.SignUp(r.Context(), in, httpx.Client(r))
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

@@ -33,6 +33,7 @@ var (
 	ErrWrongPassword  = fault.New(fault.Unauthorized, "wrong email or password")
 	ErrInvalidToken   = fault.New(fault.Unauthorized, "the token is unknown, expired or revoked; sign in again")
 	errTooManyLogins  = fault.New(fault.RateLimited, "too many sign-in attempts; wait and try again")
+	errTooManySignUps = fault.New(fault.RateLimited, "too many sign-ups from this address; wait and try again")
 	errTooManyHashers = fault.New(fault.Unavailable, "the server is busy; try again")
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	// address, may make per LoginWindow (default 10 per minute).
 	LoginLimit  int
 	LoginWindow time.Duration
+	// SignUpLimit is how many accounts one client address may create per
+	// LoginWindow (default 10).
+	SignUpLimit int
 }
 
 func (c *Config) defaults() {
@@ -77,6 +81,9 @@ func (c *Config) defaults() {
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
+	}
+	if c.SignUpLimit <= 0 {
+		c.SignUpLimit = 10
 	}
 }
 
@@ -194,8 +201,13 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Rol
 	return toUser(row), nil
 }
 
-// SignUp creates a rider or driver account and signs it in.
-func (s *Service) SignUp(ctx context.Context, in SignUpInput) (Session, error) {
+// SignUp creates a rider or driver account and signs it in. Sign-ups are
+// limited per client address (SignUpLimit per LoginWindow); over the limit
+// it returns an *httpx.RetryAfter of kind RateLimited.
+func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string) (Session, error) {
+	if err := s.limitTo(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+clientAddr); err != nil {
+		return Session{}, err
+	}
 	u, err := s.create(ctx, in, httpx.RoleRider, httpx.RoleDriver)
 	if err != nil {
 		return Session{}, err
@@ -216,7 +228,7 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	if len(email) > 254 || len(password) > 4*128 {
 		return Session{}, ErrWrongPassword
 	}
-	if err := s.limit(ctx, "login:email:"+email, "login:addr:"+clientAddr); err != nil {
+	if err := s.limitTo(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:email:"+email, "login:addr:"+clientAddr); err != nil {
 		return Session{}, err
 	}
 	row, err := s.q.GetUserByEmail(ctx, email)
@@ -241,9 +253,10 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	return Session{Token: tok, User: toUser(row)}, nil
 }
 
-// limit counts one hit against each key in the current window, shared by
-// every replica through Postgres, and refuses when any key is over.
-func (s *Service) limit(ctx context.Context, keys ...string) error {
+// limitTo counts one hit against each key in the current window, shared by
+// every replica through Postgres, and refuses with refusal when any key is
+// over max.
+func (s *Service) limitTo(ctx context.Context, max int, refusal error, keys ...string) error {
 	now := s.now()
 	window := now.Truncate(s.cfg.LoginWindow)
 	over := false
@@ -252,12 +265,12 @@ func (s *Service) limit(ctx context.Context, keys ...string) error {
 		if err != nil {
 			return fmt.Errorf("count sign-in attempt: %w", err)
 		}
-		if int(hits) > s.cfg.LoginLimit {
+		if int(hits) > max {
 			over = true
 		}
 	}
 	if over {
-		return &httpx.RetryAfter{Err: errTooManyLogins, Delay: window.Add(s.cfg.LoginWindow).Sub(now)}
+		return &httpx.RetryAfter{Err: refusal, Delay: window.Add(s.cfg.LoginWindow).Sub(now)}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -184,7 +185,7 @@ func TestBadTokens(t *testing.T) {
 
 func TestExpiredTokenIsRejected(t *testing.T) {
 	e := newEnv(t, Config{TokenTTL: time.Hour})
-	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: httpx.RoleRider})
+	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: httpx.RoleRider}, "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestSignUpValidation(t *testing.T) {
 func TestSignInRateLimit(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: 3, LoginWindow: time.Minute})
 	ctx := context.Background()
-	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: httpx.RoleRider}); err != nil {
+	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	base := time.Date(2026, 11, 25, 10, 0, 10, 0, time.UTC)
@@ -275,5 +276,19 @@ func TestSignInRateLimit(t *testing.T) {
 	e.svc.now = func() time.Time { return base.Add(time.Minute) }
 	if code, body, _ := e.call(t, "POST", "/api/v1/auth/login", "", map[string]any{"email": "rl@example.com", "password": "right password"}); code != 200 {
 		t.Fatalf("next window = %d %v, want 200", code, body)
+	}
+}
+
+func TestSignUpRateLimit(t *testing.T) {
+	e := newEnv(t, Config{SignUpLimit: 2})
+	for i := range 2 {
+		if code, body, _ := e.call(t, "POST", "/api/v1/auth/signup", "", map[string]any{
+			"email": fmt.Sprintf("s%d@example.com", i), "password": "long enough", "name": "S", "role": "rider"}); code != 201 {
+			t.Fatalf("sign-up %d = %d %v", i+1, code, body)
+		}
+	}
+	code, _, hdr := e.call(t, "POST", "/api/v1/auth/signup", "", map[string]any{"email": "s3@example.com", "password": "long enough", "name": "S", "role": "rider"})
+	if code != 429 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("third sign-up from one address = %d (Retry-After %q), want 429", code, hdr.Get("Retry-After"))
 	}
 }
