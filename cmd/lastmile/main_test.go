@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
@@ -238,6 +242,15 @@ func TestHelpAndVersion(t *testing.T) {
 
 func TestMigrateCommandIsIdempotent(t *testing.T) {
 	url := pgtest.URL(t)
+	// Start from an empty database, so the first run really migrates.
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
 	for i := range 2 {
 		var out, errOut strings.Builder
 		err := run(context.Background(), []string{"lastmile", "migrate", "--log-format", "json"},
@@ -273,5 +286,55 @@ func TestShutdownTellsSocketsToGoAway(t *testing.T) {
 	}
 	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusGoingAway {
 		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.closeErr)
+	}
+}
+
+// The README's run command: with DATABASE_URL unset the program starts a
+// private Postgres in --data, stops it on exit, and a restart keeps the data.
+func TestServeWithPrivatePostgres(t *testing.T) {
+	dir, err := os.MkdirTemp("", "lastmile-serve-") // reachable by the postgres user when run as root
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"LASTMILE_DATA": filepath.Join(dir, "data")}
+
+	s := startServer(t, "", env)
+	c := signUp(t, s, "rider", "Kept")
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "pg", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("the private Postgres is still running after shutdown (postmaster.pid: %v)", err)
+	}
+
+	s = startServer(t, "", env)
+	c.base = s.URL
+	if got := c.must(200, "GET", "/api/v1/me", nil); got["id"] != c.id {
+		t.Fatalf("after a restart the account is %v, want it kept", got)
+	}
+}
+
+// /readyz answers 503 with the reason while the schema is behind the binary.
+func TestReadyzReportsASchemaBehind(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "UPDATE schema_migrations SET version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if code := getJSON(t, s.URL+"/readyz", &body); code != 503 || !strings.Contains(fmt.Sprint(body["reason"]), "migrations not applied") {
+		t.Fatalf("/readyz = %d %v, want 503 naming the migrations", code, body)
+	}
+	if code := getJSON(t, s.URL+"/healthz", nil); code != 200 {
+		t.Fatalf("/healthz = %d: liveness must not depend on the database", code)
 	}
 }

@@ -229,6 +229,15 @@ func TestSpineGPSToMatch(t *testing.T) {
 		t.Fatalf("route after the trip = %v, want active with 3 free seats", rt)
 	}
 	riders[0].c.must(409, "POST", "/api/v1/ride-requests/"+riders[0].req.ID+"/cancel", nil) // a completed ride
+	var elsewhere map[string]any
+	if got := other.must(200, "GET", "/api/v1/ride-requests?status=waiting", nil)["ride_requests"].([]any); len(got) != 1 {
+		t.Fatalf("the rider going to another area has %d waiting requests, want 1 (never matched)", len(got))
+	} else {
+		elsewhere = got[0].(map[string]any)
+	}
+	if elsewhere["trip_id"] != nil {
+		t.Fatalf("the other-area request has a trip: %v", elsewhere)
+	}
 	for i, want := range []string{"dropped_off", "cancelled", "dropped_off", "no_show"} {
 		var rr rideRequest
 		riders[i].c.do("GET", "/api/v1/ride-requests/"+riders[i].req.ID, nil, &rr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
@@ -290,5 +292,29 @@ func TestSignUpRateLimit(t *testing.T) {
 	code, _, hdr := e.call(t, "POST", "/api/v1/auth/signup", "", map[string]any{"email": "s3@example.com", "password": "long enough", "name": "S", "role": "rider"})
 	if code != 429 || hdr.Get("Retry-After") == "" {
 		t.Fatalf("third sign-up from one address = %d (Retry-After %q), want 429", code, hdr.Get("Retry-After"))
+	}
+}
+
+// The per-email limit holds even when the attempts come from many
+// addresses (a botnet guessing one account's password).
+func TestSignInLimitPerEmailAcrossAddresses(t *testing.T) {
+	e := newEnv(t, Config{LoginLimit: 3})
+	ctx := context.Background()
+	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "target@example.com", Password: "right password", Name: "T", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := e.svc.SignIn(ctx, "target@example.com", "guess", fmt.Sprintf("198.51.100.%d", i)); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("attempt %d: %v, want wrong password", i+1, err)
+		}
+	}
+	_, err := e.svc.SignIn(ctx, "target@example.com", "right password", "203.0.113.50")
+	var ra *httpx.RetryAfter
+	if !errors.As(err, &ra) || !errors.Is(err, fault.Of(fault.RateLimited)) {
+		t.Fatalf("4th attempt from a new address = %v, want rate limited", err)
+	}
+	// Another account from those addresses is not affected.
+	if _, err := e.svc.SignIn(ctx, "other@example.com", "x", "203.0.113.51"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("another email = %v, want wrong password (not limited)", err)
 	}
 }
