@@ -81,7 +81,7 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", errors.New("no password on stdin: pipe it in, e.g. printf '%s\\n' \"$PASSWORD\" | lastmile user create ...")
+		return "", errors.New("no password on stdin: pipe it in, for example printf '%s\\n' \"$PASSWORD\" | lastmile user create")
 	}
 	return line, nil
 }

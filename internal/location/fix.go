@@ -5,8 +5,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
 )
@@ -80,10 +78,7 @@ func (l Limits) Check(prev *Fix, f Fix, now time.Time) error {
 	if prev == nil {
 		return nil
 	}
-	if !f.At.After(prev.At) {
-		if f.At.Equal(prev.At) && f.Point == prev.Point {
-			return ErrOutOfOrder // a repeat
-		}
+	if !f.At.After(prev.At) { // older, or a repeat
 		return ErrOutOfOrder
 	}
 	dist := geo.DistanceM(prev.Point, f.Point)
@@ -94,10 +89,4 @@ func (l Limits) Check(prev *Fix, f Fix, now time.Time) error {
 			dist, secs, dist/secs*3.6, l.MaxSpeedMps*3.6)
 	}
 	return nil
-}
-
-// driverFix is a fix with its driver, for batches.
-type driverFix struct {
-	DriverID uuid.UUID
-	Fix
 }

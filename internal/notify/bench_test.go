@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -164,7 +163,7 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 			b.ReportMetric(pct(0.50), "p50-ms")
 			b.ReportMetric(pct(0.99), "p99-ms")
 			if testing.Verbose() {
-				b.Log(fmt.Sprintf("%d events: p50 %.2f ms, p99 %.2f ms", len(lat), pct(0.5), pct(0.99)))
+				b.Logf("%d events: p50 %.2f ms, p99 %.2f ms", len(lat), pct(0.5), pct(0.99))
 			}
 		})
 	}

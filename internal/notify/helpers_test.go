@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -337,8 +336,6 @@ func eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-func query(v url.Values) string { return v.Encode() }
 
 // value reads a counter or gauge (or a histogram's sample count).
 func value(tb testing.TB, c prometheus.Collector) float64 {
