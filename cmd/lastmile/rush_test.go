@@ -303,3 +303,35 @@ func TestRushHourPartiesAndMixedSeats(t *testing.T) {
 	res.check(t, want)
 	wantRoutesFull(t, drivers)
 }
+
+// A driver drives into the radius while nobody waits; a rider asks a
+// moment later on the other replica and is matched at once, not at the
+// driver's next approach round.
+func TestDriverPassesThenRiderAsks(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b := startServer(t, url, nil), startServer(t, url, nil)
+	drv := signUp(t, a, "driver", "D")
+	dws := drv.connect("")
+	drv.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
+	rdr := signUp(t, b, "rider", "R")
+	rws := rdr.connect("")
+	dws.send(map[string]any{"type": "location", "lat": hsrSouth(1000), "lng": hsrLng,
+		"at": time.Now().Add(-10 * time.Second).UTC().Format(time.RFC3339Nano), "speed_mps": 20})
+	time.Sleep(time.Second) // the replica reads the route
+	crossed := time.Now()
+	dws.send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng, "at": crossed.UTC().Format(time.RFC3339Nano), "speed_mps": 20})
+
+	time.Sleep(1500 * time.Millisecond) // nobody waits: the crossing matched nothing
+	dws.send(map[string]any{"type": "location", "lat": hsrSouth(740), "lng": hsrLng, "at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 5})
+	asked := time.Now()
+	req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
+	e := rws.next("event", "ride.matched", approachEvery)
+	if m := decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
+		t.Fatalf("ride.matched = %s", e.Data)
+	}
+	t.Logf("request to ride.matched %v", e.Recv.Sub(asked).Round(time.Millisecond))
+	if e.Recv.After(crossed.Add(approachEvery)) {
+		t.Fatalf("matched %v after the crossing: it waited for the driver's next approach round, not the request", e.Recv.Sub(crossed))
+	}
+	dws.next("event", "trip.assigned", 5*time.Second)
+}
