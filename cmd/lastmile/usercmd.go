@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/user"
 )
@@ -57,7 +57,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	u, err := users.Create(ctx, user.SignUpInput{Email: *email, Password: password, Name: *name, Role: httpx.Role(*role)})
+	u, err := users.Create(ctx, user.SignUpInput{Email: *email, Password: password, Name: *name, Role: identity.Role(*role)})
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/driver/internal/driverdb"
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 )
 
@@ -181,9 +181,9 @@ func (s *Service) Current(ctx context.Context, driverID uuid.UUID) (Route, error
 
 // Get returns a route its driver or an operator may see; anyone else gets
 // ErrNotFound, as for an unknown id.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Route, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (Route, error) {
 	row, err := s.q.GetRoute(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != httpx.RoleOperator && row.DriverID != p.UserID) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != identity.RoleOperator && row.DriverID != p.UserID) {
 		return Route{}, ErrNotFound
 	}
 	if err != nil {

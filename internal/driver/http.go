@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -37,7 +38,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -56,7 +57,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) current(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -70,7 +71,7 @@ func (h *Handler) current(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleDriver, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -97,7 +98,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) end(w http.ResponseWriter, r *http.Request, do func(ctx context.Context, driverID, routeID uuid.UUID) (Route, error)) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

@@ -44,15 +44,6 @@ var statusOf = map[fault.Kind]int{
 	fault.Unavailable:  http.StatusServiceUnavailable,
 }
 
-// RetryAfter is an error that asks the client to wait before trying again.
-type RetryAfter struct {
-	Err   error
-	Delay time.Duration
-}
-
-func (e *RetryAfter) Error() string { return e.Err.Error() }
-func (e *RetryAfter) Unwrap() error { return e.Err }
-
 // Error writes err as problem+json. Errors of a known fault kind show their
 // message; any other error is logged once with the request id and shown as
 // "internal error".
@@ -81,9 +72,8 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Title = http.StatusText(p.Status)
 		p.Detail = "internal error"
 	}
-	var ra *RetryAfter
-	if errors.As(err, &ra) {
-		secs := int(ra.Delay.Round(time.Second) / time.Second)
+	if after, ok := fault.RetryAfterOf(err); ok {
+		secs := int(after.Round(time.Second) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}

@@ -10,8 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // users inserts n riders at once and returns their ids.
@@ -31,7 +30,7 @@ func (e *env) users(tb testing.TB, n int) []uuid.UUID {
 	}
 	e.auth.mu.Lock()
 	for _, id := range ids {
-		e.auth.tokens[token(id)] = httpx.Principal{UserID: id, Role: httpx.RoleRider}
+		e.auth.tokens[token(id)] = identity.Principal{UserID: id, Role: identity.RoleRider}
 	}
 	e.auth.mu.Unlock()
 	return ids
@@ -136,7 +135,7 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 			if tc.replicas == 2 {
 				reader = e.replica(b, testConfig())
 			}
-			u := e.user(b, httpx.RoleRider)
+			u := e.user(b, identity.RoleRider)
 			c := reader.connect(b, u, "")
 			ctx := context.Background()
 			var lat []time.Duration

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -37,7 +39,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider)
+	p, err := httpx.Caller(r, identity.RoleRider)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -56,7 +58,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -71,7 +73,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	reqs, next := httpx.Trim(reqs, want, func(q Request) (time.Time, uuid.UUID) { return q.CreatedAt, q.ID })
+	reqs, next := paging.Trim(reqs, want, func(q Request) (time.Time, uuid.UUID) { return q.CreatedAt, q.ID })
 	out := map[string]any{"ride_requests": reqs}
 	if next != "" {
 		out["next_cursor"] = next
@@ -80,7 +82,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -99,7 +101,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

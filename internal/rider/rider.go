@@ -13,7 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/rider/internal/riderdb"
 )
@@ -175,9 +176,9 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 
 // Get returns a request its rider or an operator may see; anyone else gets
 // ErrNotFound, as for an unknown id.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Request, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (Request, error) {
 	row, err := s.q.GetRequest(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != httpx.RoleOperator && row.RiderID != p.UserID) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != identity.RoleOperator && row.RiderID != p.UserID) {
 		return Request{}, ErrNotFound
 	}
 	if err != nil {
@@ -188,12 +189,12 @@ func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Req
 
 // List returns the caller's requests (all requests for an operator),
 // newest first, optionally of one status, a page at a time.
-func (s *Service) List(ctx context.Context, p httpx.Principal, status string, page httpx.Page) ([]Request, error) {
+func (s *Service) List(ctx context.Context, p identity.Principal, status string, page paging.Page) ([]Request, error) {
 	params := riderdb.ListRequestsParams{Lim: int32(page.Limit), BeforeAt: page.BeforeAt}
 	if page.BeforeAt != nil {
 		params.BeforeID = &page.BeforeID
 	}
-	if p.Role != httpx.RoleOperator {
+	if p.Role != identity.RoleOperator {
 		params.RiderID = &p.UserID
 	}
 	if status != "" {
@@ -225,13 +226,13 @@ func (s *Service) List(ctx context.Context, p httpx.Principal, status string, pa
 // (route, trip, request): a matched request is left to the trip domain,
 // which locks the route and trip first; a waiting request is locked alone
 // and, should it turn out matched meanwhile, the transaction starts over.
-func (s *Service) Cancel(ctx context.Context, p httpx.Principal, id uuid.UUID) (Request, error) {
+func (s *Service) Cancel(ctx context.Context, p identity.Principal, id uuid.UUID) (Request, error) {
 	var req Request
 	for attempt := 0; ; attempt++ {
 		err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 			q := s.q.WithTx(tx)
 			row, err := q.GetRequest(ctx, id)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != httpx.RoleOperator) {
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != identity.RoleOperator) {
 				return ErrNotFound
 			}
 			if err != nil {

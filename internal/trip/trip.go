@@ -14,7 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/trip/internal/tripdb"
 )
@@ -253,7 +254,7 @@ func (s *Service) lock(ctx context.Context, tx pgx.Tx, tripID uuid.UUID) (tripdb
 
 // act runs one driver action on a trip in one transaction. Only the trip's
 // driver may act; anyone else gets ErrNotFound, as for an unknown id.
-func (s *Service) act(ctx context.Context, p httpx.Principal, tripID uuid.UUID, move func(Trip, time.Time) (Move, error)) (View, error) {
+func (s *Service) act(ctx context.Context, p identity.Principal, tripID uuid.UUID, move func(Trip, time.Time) (Move, error)) (View, error) {
 	var v View
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
@@ -283,28 +284,28 @@ func (s *Service) act(ctx context.Context, p httpx.Principal, tripID uuid.UUID, 
 
 // Arrived records that the driver is at the trip's station; the station is
 // then behind the driver on its route.
-func (s *Service) Arrived(ctx context.Context, p httpx.Principal, tripID uuid.UUID) (View, error) {
+func (s *Service) Arrived(ctx context.Context, p identity.Principal, tripID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.Arrive(now) })
 }
 
 // PickedUp records that a rider got in.
-func (s *Service) PickedUp(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) PickedUp(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.PickUp(riderID, now) })
 }
 
 // NoShow records that a rider did not come; allowed NoShowWait after arrival.
-func (s *Service) NoShow(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) NoShow(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.NoShow(riderID, now, s.cfg.NoShowWait) })
 }
 
 // Start sets off with the riders on board.
-func (s *Service) Start(ctx context.Context, p httpx.Principal, tripID uuid.UUID) (View, error) {
+func (s *Service) Start(ctx context.Context, p identity.Principal, tripID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.Start(now) })
 }
 
 // DroppedOff records that a rider got out; the last one completes the trip
 // and the route's seats come back.
-func (s *Service) DroppedOff(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) DroppedOff(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.DropOff(riderID, now) })
 }
 
@@ -407,7 +408,7 @@ func (s *Service) Assign(ctx context.Context, tx pgx.Tx, a Assignment) (View, er
 
 // Get returns a trip to its driver, its riders and operators; anyone else
 // gets ErrNotFound.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (View, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (View, error) {
 	row, err := s.q.GetTrip(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, ErrNotFound
@@ -425,8 +426,8 @@ func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Vie
 	return s.view(ctx, s.q, t, row.CreatedAt)
 }
 
-func (s *Service) mayView(p httpx.Principal, t Trip) bool {
-	if p.Role == httpx.RoleOperator || t.DriverID == p.UserID {
+func (s *Service) mayView(p identity.Principal, t Trip) bool {
+	if p.Role == identity.RoleOperator || t.DriverID == p.UserID {
 		return true
 	}
 	for _, r := range t.Riders {
@@ -439,15 +440,15 @@ func (s *Service) mayView(p httpx.Principal, t Trip) bool {
 
 // List returns the caller's trips (a driver's, or those a rider was in;
 // all for an operator), newest first, optionally of one status.
-func (s *Service) List(ctx context.Context, p httpx.Principal, status string, page httpx.Page) ([]View, error) {
+func (s *Service) List(ctx context.Context, p identity.Principal, status string, page paging.Page) ([]View, error) {
 	params := tripdb.ListTripsParams{Lim: int32(page.Limit), BeforeAt: page.BeforeAt}
 	if page.BeforeAt != nil {
 		params.BeforeID = &page.BeforeID
 	}
 	switch p.Role {
-	case httpx.RoleDriver:
+	case identity.RoleDriver:
 		params.DriverID = &p.UserID
-	case httpx.RoleRider:
+	case identity.RoleRider:
 		params.RiderID = &p.UserID
 	}
 	if status != "" {
