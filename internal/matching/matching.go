@@ -230,16 +230,7 @@ func (s *Service) Match(ctx context.Context, a location.Approach) (Result, error
 		s.m.txs.WithLabelValues("skipped").Inc()
 		return Result{Skipped: "the driver is offline"}, nil
 	}
-	var res Result
-	var err error
-	for attempt := range 5 {
-		res, err = s.matchOnce(ctx, a)
-		if !postgres.Retryable(err) {
-			break
-		}
-		s.m.retries.Inc()
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
+	res, err := s.matchOnce(ctx, a)
 	switch {
 	case err != nil:
 		s.m.txs.WithLabelValues("error").Inc()
@@ -287,7 +278,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 		return Result{}, fmt.Errorf("name of driver %s: %w", a.DriverID, err)
 	}
 	var res Result
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		res = Result{}
 		route, err := s.routes.Lock(ctx, tx, a.RouteID)
 		if errors.Is(err, driver.ErrNotFound) {
@@ -355,7 +346,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 		}
 		res.TripID, res.Matched = view.ID, ids
 		return nil
-	})
+	}, postgres.OnRetry(func(error) { s.m.retries.Inc() }))
 	if err != nil {
 		return Result{}, fmt.Errorf("match driver %s at %s: %w", a.DriverID, a.StationID, err)
 	}

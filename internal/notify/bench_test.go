@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 // users inserts n riders at once and returns their ids.
@@ -96,7 +97,7 @@ func (e *env) appendRound(tb testing.TB, svc *Service, users []uuid.UUID) {
 			for i, u := range batch {
 				msgs[i] = Message{UserID: u, Kind: "trip.updated", Data: map[string]string{"status": "active"}}
 			}
-			if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			if err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 				_, err := svc.AppendMany(ctx, tx, msgs)
 				return err
 			}); err != nil {
@@ -141,7 +142,7 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 			var lat []time.Duration
 			var seq int64
 			for b.Loop() {
-				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+				err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 					_, err := writer.svc.Append(ctx, tx, u, "trip.updated", map[string]string{"status": "active"})
 					return err
 				})

@@ -145,7 +145,7 @@ func token(id uuid.UUID) string { return "tok-" + id.String() }
 func (e *env) append(tb testing.TB, svc *Service, user uuid.UUID, kind string, data any) Event {
 	tb.Helper()
 	var ev Event
-	err := pgx.BeginFunc(context.Background(), e.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(context.Background(), e.pool, func(tx pgx.Tx) error {
 		var err error
 		ev, err = svc.Append(context.Background(), tx, user, kind, data)
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 func TestAppendNumbersEachUsersEventsWithoutGaps(t *testing.T) {
@@ -29,7 +30,7 @@ func TestAppendNumbersEachUsersEventsWithoutGaps(t *testing.T) {
 
 	// A rolled-back append gives its number back.
 	errRollback := errors.New("roll back")
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		if _, err := a.svc.Append(ctx, tx, alice, "ride.matched", nil); err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func TestAppendNumbersEachUsersEventsWithoutGaps(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+				err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 					// Both users in one transaction, in opposite orders: AppendMany
 					// takes the locks in one order, so this cannot deadlock.
 					msgs := []Message{{UserID: alice, Kind: "trip.updated", Data: map[string]int{"w": w, "i": i}}, {UserID: bob, Kind: "trip.updated"}}
