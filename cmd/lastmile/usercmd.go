@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/google/uuid"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/user"
@@ -53,7 +54,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer pool.Close()
-	users, err := user.New(pool, user.Config{}, logger)
+	users, err := user.New(pool, user.Config{}, noSockets{}, logger)
 	if err != nil {
 		return err
 	}
@@ -63,6 +64,14 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "created %s %s (%s)\n", u.Role, u.Email, u.ID)
 	return nil
+}
+
+// noSockets stands where notify would in a command that serves no
+// sockets: the user command creates accounts and signs nobody out.
+type noSockets struct{}
+
+func (noSockets) DisconnectUser(context.Context, uuid.UUID) error {
+	return errors.New("the user command holds no live connections; sign out through the server")
 }
 
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {

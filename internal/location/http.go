@@ -78,11 +78,15 @@ func (s *Service) HandleMessage(_ context.Context, p identity.Principal, raw jso
 
 // Handler serves the REST location API.
 type Handler struct {
-	svc *Service
+	svc       *Service
+	positions *Positions
 }
 
-// NewHandler returns the REST location API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// NewHandler returns the REST location API: fixes go to svc, the live map
+// reads positions.
+func NewHandler(svc *Service, positions *Positions) *Handler {
+	return &Handler{svc: svc, positions: positions}
+}
 
 // Routes mounts the API.
 func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
@@ -115,7 +119,7 @@ func (h *Handler) online(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	ps, err := h.svc.Online(r.Context(), after, limit+1)
+	ps, err := h.positions.Online(r.Context(), after, limit+1)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

@@ -29,8 +29,10 @@ type Routes interface {
 	Reserve(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 }
 
-// Requests locks waiting requests and marks them matched.
+// Requests records ride requests, locks waiting ones and marks them
+// matched.
 type Requests interface {
+	Create(ctx context.Context, riderID uuid.UUID, in rider.RequestInput) (rider.Request, error)
 	LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]rider.Request, error)
 	MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error
 }

@@ -72,8 +72,6 @@ func newWorld(tb testing.TB) *world {
 	w.drivers = driver.New(pool, logger)
 	w.riders = rider.New(pool, rider.Config{}, w.events, logger)
 	w.trips = trip.New(pool, trip.Config{}, w.events, w.riders, w.drivers, logger)
-	w.drivers.UseTrips(w.trips)
-	w.riders.UseTrips(w.trips)
 	w.match = New(pool, Config{}, w.drivers, w.riders, w.trips, w.events, fakePositions{}, fakeNames{}, logger, prometheus.NewRegistry())
 	return w
 }
@@ -199,7 +197,7 @@ func TestInvariantsHoldUnderConcurrency(t *testing.T) {
 					p := identity.Principal{UserID: r, Role: identity.RoleRider}
 					list, err := w.riders.List(ctx, p, "", paging.Page{Limit: 1})
 					if err == nil && len(list) == 1 && (list[0].Status == rider.Waiting || list[0].Status == rider.Matched) {
-						_, _ = w.riders.Cancel(ctx, p, list[0].ID)
+						_, _ = w.trips.CancelRequest(ctx, p, list[0].ID)
 					} else {
 						request(rng, r)
 					}

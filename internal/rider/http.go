@@ -1,6 +1,7 @@
 package rider
 
 import (
+	"context"
 	_ "embed"
 	"net/http"
 	"time"
@@ -18,13 +19,32 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the ride requests API.
-type Handler struct {
-	svc *Service
+// Matcher asks for a ride: the matching domain records the request (with
+// Service.Create) and offers it at once to drivers already approaching its
+// station.
+type Matcher interface {
+	Request(ctx context.Context, riderID uuid.UUID, in RequestInput) (Request, error)
 }
 
-// NewHandler returns the ride requests API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// Trips cancels a ride request: the trip domain owns that transaction,
+// since a matched rider leaves their trip and frees its seats. A request
+// past pickup, or already ended, is a Conflict.
+type Trips interface {
+	CancelRequest(ctx context.Context, p identity.Principal, id uuid.UUID) (Request, error)
+}
+
+// Handler serves the ride requests API.
+type Handler struct {
+	svc     *Service
+	matcher Matcher
+	trips   Trips
+}
+
+// NewHandler returns the ride requests API over svc; asking for a ride
+// goes to matcher, cancelling one to trips.
+func NewHandler(svc *Service, matcher Matcher, trips Trips) *Handler {
+	return &Handler{svc: svc, matcher: matcher, trips: trips}
+}
 
 // Routes mounts the API; every call needs a token, and creating accepts an
 // Idempotency-Key.
@@ -49,7 +69,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	req, err := h.svc.Create(r.Context(), p.UserID, in)
+	req, err := h.matcher.Request(r.Context(), p.UserID, in)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -111,7 +131,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	req, err := h.svc.Cancel(r.Context(), p, id)
+	req, err := h.trips.CancelRequest(r.Context(), p, id)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

@@ -13,10 +13,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
+	"github.com/lastmile/lastmile/internal/rider"
 	"github.com/lastmile/lastmile/internal/trip/internal/tripdb"
 )
 
@@ -28,17 +30,24 @@ type Events interface {
 	Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) error
 }
 
-// Requests moves ride requests as their trip moves.
+// Requests moves ride requests as their trip moves, and cancels them
+// (*rider.Service).
 type Requests interface {
 	SetStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string) error
 	Requeue(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error
+	Read(ctx context.Context, tx pgx.Tx, p identity.Principal, id uuid.UUID) (rider.Request, error)
+	CancelWaiting(ctx context.Context, tx pgx.Tx, id uuid.UUID) error
+	TellCancelled(ctx context.Context, tx pgx.Tx, id uuid.UUID) (rider.Request, error)
 }
 
-// Routes locks routes, gives seats back and records stations passed.
+// Routes locks routes, gives seats back, records stations passed and ends
+// routes (*driver.Service).
 type Routes interface {
 	LockForUpdate(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) error
 	Release(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 	MarkPassed(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, stationID string, at time.Time) error
+	LockActive(ctx context.Context, tx pgx.Tx, driverID, routeID uuid.UUID) (driver.Route, error)
+	End(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, status driver.Status) (driver.Route, error)
 }
 
 // Config tunes trips.
@@ -309,9 +318,81 @@ func (s *Service) DroppedOff(ctx context.Context, p identity.Principal, tripID, 
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.DropOff(riderID, now) })
 }
 
-// CancelRider takes the rider of requestID out of tripID in tx, before
-// pickup (the rider domain calls it when a matched rider cancels).
-func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error {
+// CancelRoute ends the driver's route and gives up its scheduled trips,
+// in one transaction: their matched riders go back to waiting (they are
+// told, and can be matched to another driver). Riders on board make it a
+// Conflict; an unknown route or another driver's is driver.ErrNotFound, an
+// ended one driver.ErrNotActive.
+func (s *Service) CancelRoute(ctx context.Context, driverID, routeID uuid.UUID) (driver.Route, error) {
+	route, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (driver.Route, error) {
+		if _, err := s.routes.LockActive(ctx, tx, driverID, routeID); err != nil {
+			return driver.Route{}, err
+		}
+		if err := s.releaseRoute(ctx, tx, routeID, driverID); err != nil {
+			return driver.Route{}, err
+		}
+		return s.routes.End(ctx, tx, routeID, driver.Cancelled)
+	})
+	if err != nil {
+		return driver.Route{}, fmt.Errorf("cancel route %s: %w", routeID, err)
+	}
+	return route, nil
+}
+
+// CancelRequest cancels a ride request before pickup for its rider (or an
+// operator); a matched rider leaves their trip and the seats come back.
+// A request past pickup, or already ended, is a Conflict; one the caller
+// may not see is rider.ErrNotFound.
+//
+// Locks are taken in the order every trip-changing transaction uses
+// (route, trip, request): a matched request is cancelled through its trip,
+// locking the route and trip first; a waiting request is locked alone and,
+// should it turn out matched meanwhile, the transaction starts over.
+func (s *Service) CancelRequest(ctx context.Context, p identity.Principal, id uuid.UUID) (rider.Request, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (rider.Request, error) {
+			req, err := s.requests.Read(ctx, tx, p, id)
+			if err != nil {
+				return rider.Request{}, err
+			}
+			switch req.Status {
+			case rider.Waiting:
+				if err := s.requests.CancelWaiting(ctx, tx, id); err != nil {
+					return rider.Request{}, err
+				}
+			case rider.Matched:
+				if req.TripID == nil {
+					return rider.Request{}, fmt.Errorf("matched request %s has no trip to leave", id)
+				}
+				if err := s.cancelRider(ctx, tx, *req.TripID, id, p.UserID); err != nil {
+					// The driver may have given the route up meanwhile,
+					// handing the request back: then read it again.
+					if now, rerr := s.requests.Read(ctx, tx, p, id); rerr == nil && (now.Status != rider.Matched || *now.TripID != *req.TripID) {
+						return rider.Request{}, rider.ErrChanged
+					}
+					return rider.Request{}, err
+				}
+			default:
+				return rider.Request{}, fault.New(fault.Conflict, fmt.Sprintf("the ride is %s and can no longer be cancelled", req.Status))
+			}
+			return s.requests.TellCancelled(ctx, tx, id)
+		})
+		if errors.Is(err, rider.ErrChanged) {
+			if attempt < 3 {
+				continue
+			}
+			err = fault.New(fault.Conflict, "the ride request keeps changing; try again")
+		}
+		if err != nil {
+			return rider.Request{}, fmt.Errorf("cancel ride request %s: %w", id, err)
+		}
+		return req, nil
+	}
+}
+
+// cancelRider takes the rider of requestID out of tripID in tx, before
+// pickup.
+func (s *Service) cancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error {
 	q := s.q.WithTx(tx)
 	row, err := s.lock(ctx, tx, tripID)
 	if err != nil {
@@ -331,17 +412,17 @@ func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID,
 			return err
 		}
 	}
-	return ErrRiderGone
+	return errRiderGone
 }
 
-// ErrRiderGone means the request is no longer in the trip (its driver gave
-// up the route meanwhile); the caller reads the request again.
-var ErrRiderGone = fault.New(fault.Conflict, "the ride request is no longer part of this trip")
+// errRiderGone means the request is no longer in the trip (its driver gave
+// up the route meanwhile); CancelRequest reads the request again.
+var errRiderGone = fault.New(fault.Conflict, "the ride request is no longer part of this trip")
 
-// ReleaseRoute cancels the scheduled trips of a route whose driver gives
+// releaseRoute cancels the scheduled trips of a route whose driver gives
 // it up, in tx: their matched riders go back to waiting and are told. A
 // trip with riders on board makes it a Conflict.
-func (s *Service) ReleaseRoute(ctx context.Context, tx pgx.Tx, routeID, actor uuid.UUID) error {
+func (s *Service) releaseRoute(ctx context.Context, tx pgx.Tx, routeID, actor uuid.UUID) error {
 	q := s.q.WithTx(tx)
 	rows, err := q.LockOpenTripsOfRoute(ctx, routeID)
 	if err != nil {

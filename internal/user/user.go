@@ -103,21 +103,19 @@ type Service struct {
 	dummyHash string
 }
 
-// New returns the accounts service.
-func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) {
+// New returns the accounts service; sign-out closes the user's live
+// connections through sessions.
+func New(pool *pgxpool.Pool, cfg Config, sessions SessionCloser, logger *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	dummy, err := hashPassword("not a real password")
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		pool: pool, q: userdb.New(pool), cfg: cfg, logger: logger, now: time.Now,
+		pool: pool, q: userdb.New(pool), cfg: cfg, sessions: sessions, logger: logger, now: time.Now,
 		hashers: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), dummyHash: dummy,
 	}, nil
 }
-
-// UseSessions makes sign-out close the user's live connections through c.
-func (s *Service) UseSessions(c SessionCloser) { s.sessions = c }
 
 // SignUpInput is what a new rider or driver sends.
 type SignUpInput struct {
@@ -327,24 +325,6 @@ func (s *Service) issueToken(ctx context.Context, userID uuid.UUID) (string, err
 	return tok, nil
 }
 
-// Authenticate returns the principal a token belongs to. It reads Postgres
-// on every call, so a revocation on any replica takes effect at once. It
-// returns ErrInvalidToken for an unknown, expired or revoked token.
-func (s *Service) Authenticate(ctx context.Context, token string) (identity.Principal, error) {
-	if len(token) == 0 || len(token) > 128 {
-		return identity.Principal{}, ErrInvalidToken
-	}
-	h := tokenHash(token)
-	row, err := s.q.Authenticate(ctx, h)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return identity.Principal{}, ErrInvalidToken
-	}
-	if err != nil {
-		return identity.Principal{}, fmt.Errorf("check token: %w", err)
-	}
-	return identity.Principal{UserID: row.ID, Role: identity.Role(row.Role), TokenHash: h}, nil
-}
-
 // SignOut revokes the token p signed in with, at once on every replica, and
 // closes the user's live connections.
 func (s *Service) SignOut(ctx context.Context, p identity.Principal) error {
@@ -355,11 +335,9 @@ func (s *Service) SignOut(ctx context.Context, p identity.Principal) error {
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
-	if s.sessions != nil {
-		if err := s.sessions.DisconnectUser(ctx, userID); err != nil {
-			// The token is revoked; sockets check nothing more, so say so.
-			s.logger.Warn("signed out, but live connections were not closed", "user_id", userID, "err", err)
-		}
+	if err := s.sessions.DisconnectUser(ctx, userID); err != nil {
+		// The token is revoked; sockets check nothing more, so say so.
+		s.logger.Warn("signed out, but live connections were not closed", "user_id", userID, "err", err)
 	}
 	return nil
 }

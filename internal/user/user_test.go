@@ -49,15 +49,15 @@ type testEnv struct {
 func newEnv(tb testing.TB, cfg Config) *testEnv {
 	tb.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	svc, err := New(pgtest.New(tb), cfg, logger)
+	pool := pgtest.New(tb)
+	sessions := &fakeSessions{}
+	svc, err := New(pool, cfg, sessions, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions := &fakeSessions{}
-	svc.UseSessions(sessions)
 	r := chi.NewRouter()
 	r.Use(httpx.NewMetrics(prometheus.NewRegistry()).Observe(logger), httpx.LimitBody)
-	NewHandler(svc).Routes(r, httpx.RequireAuth(svc))
+	NewHandler(svc).Routes(r, httpx.RequireAuth(NewTokens(pool)))
 	srv := httptest.NewServer(r)
 	tb.Cleanup(srv.Close)
 	return &testEnv{svc: svc, srv: srv, sessions: sessions}
