@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("serve", "lastmile [serve] [flags]", stderr)
 	cfg.registerServe(fs)
 	fs.Usage = func() { printOverview(stderr) }
-	if err := fs.parse(args, getenv); err != nil {
+	if err := cfg.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

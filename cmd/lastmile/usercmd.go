@@ -30,7 +30,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	role := fs.String("role", "operator", "rider | driver | operator")
 	email := fs.String("email", "", "the account's email")
 	name := fs.String("name", "", "the account's name")
-	if err := fs.parse(args[1:], getenv); err != nil {
+	if err := cfg.parse(fs, args[1:], getenv); err != nil {
 		return err
 	}
 	password, err := readPassword(stdin, stderr)
