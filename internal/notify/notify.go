@@ -80,7 +80,8 @@ type Config struct {
 	// for this long is closed with 1008 (default 10 s). The client resumes
 	// with since.
 	SlowTimeout time.Duration
-	// WriteTimeout bounds one write to a socket (default 10 s).
+	// WriteTimeout: a write still blocked this long after the slow rule
+	// closed the socket drops the connection (default 10 s).
 	WriteTimeout time.Duration
 	// AllowedOrigins are the browser origins, besides the server's own, that
 	// may open a socket: host patterns such as "app.example.com" or
