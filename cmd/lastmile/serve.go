@@ -93,7 +93,6 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	srv.RegisterOnShutdown(a.goAway)
 	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
 		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
 	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
@@ -117,9 +116,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		}
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		defer cancel()
+		// WebSockets are hijacked connections, which Shutdown neither
+		// tracks nor waits for: tell them to go away alongside, and wait
+		// for both, so that each gets its 1001 before run returns.
+		var sockets sync.WaitGroup
+		sockets.Go(func() { a.goAway(shCtx) })
 		if err := srv.Shutdown(shCtx); err != nil {
 			logger.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
 			srv.Close()
+		}
+		sockets.Wait()
+		if shCtx.Err() != nil {
+			logger.Warn("sockets cut off at the shutdown timeout")
 		}
 		return nil
 	})

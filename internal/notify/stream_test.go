@@ -611,7 +611,7 @@ func TestGoAwayClosesSocketsAndRefusesNewOnes(t *testing.T) {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
-		a.svc.GoAway()
+		a.svc.GoAway(context.Background())
 	}()
 	if code, _ := c.expectClose(5 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("closed with %d, want 1001", code)
