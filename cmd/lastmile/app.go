@@ -111,7 +111,8 @@ func (a *app) mount(r chi.Router) {
 	location.NewHandler(a.location, a.positions).Routes(r, requireAuth)
 }
 
-// goAway tells long-lived connections that the server is going away.
-func (a *app) goAway() {
-	a.notify.GoAway()
+// goAway tells long-lived connections that the server is going away, and
+// returns once they are closed or ctx ends.
+func (a *app) goAway(ctx context.Context) {
+	a.notify.GoAway(ctx)
 }

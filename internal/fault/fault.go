@@ -52,7 +52,10 @@ func Of(k Kind) error { return kindError(k) }
 // New returns an error of kind k with a client-safe message.
 func New(k Kind, message string) error { return &Error{Kind: k, Message: message} }
 
-// KindOf reports the kind of err, and false when err carries none.
+// KindOf reports the kind of err and a message safe to show a client, and
+// false when err carries none. Errors that say the database cannot serve
+// right now (down, unreachable, read-only, out of disk or connections) are
+// of kind Unavailable with a generic message.
 func KindOf(err error) (Kind, string, bool) {
 	var e *Error
 	if errors.As(err, &e) {
@@ -67,6 +70,9 @@ func KindOf(err error) (Kind, string, bool) {
 		if errors.Is(err, Of(k)) {
 			return k, err.Error(), true
 		}
+	}
+	if databaseUnavailable(err) {
+		return Unavailable, msgDatabaseUnavailable, true
 	}
 	return "", "", false
 }

@@ -333,7 +333,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 			c := cands[ci]
 			c.Status, c.TripID = rider.Matched, &view.ID
 			err := s.events.Append(ctx, tx, c.RiderID, "ride.matched", map[string]any{
-				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view,
+				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view.Summary(),
 				"driver":  map[string]any{"id": route.DriverID, "name": name},
 				"vehicle": route.Vehicle, "station_id": a.StationID, "eta": eta.UTC(),
 			})
@@ -342,7 +342,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 			}
 		}
 		if err := s.events.Append(ctx, tx, route.DriverID, "trip.assigned", map[string]any{
-			"trip_id": view.ID, "trip": view, "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
+			"trip_id": view.ID, "trip": view.Summary(), "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
 		}); err != nil {
 			return err
 		}

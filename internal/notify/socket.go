@@ -76,6 +76,9 @@ type socket struct {
 	behindSince atomic.Int64
 	// kickPending: the writer has asked for a load since the last one.
 	kickPending atomic.Bool
+	// writingSince is when (unix ns) the write in progress began, 0 when
+	// the writer is not writing.
+	writingSince atomic.Int64
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -382,14 +385,33 @@ func (s *Service) replay(ctx context.Context, k *socket) bool {
 	}
 }
 
+// write writes one message. A client that stops reading blocks it once the
+// TCP buffers are full. Such a client is slow, and gets 1008 with a close
+// frame once it reads again (the slow rule, from the fetcher or here, after
+// SlowTimeout); only a write still blocked WriteTimeout after that drops
+// the connection without one, since a close frame cannot reach a client
+// that reads nothing. (A write deadline shorter than the slow rule would
+// drop every stalled reader with 1006.)
 func (s *Service) write(ctx context.Context, k *socket, b []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	start := s.now()
+	k.writingSince.Store(start.UnixNano())
+	defer k.writingSince.Store(0)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.SlowTimeout+s.cfg.WriteTimeout)
 	defer cancel()
 	if err := k.conn.Write(wctx, websocket.MessageText, b); err != nil {
 		k.close(closeWriteFailed)
 		return false
 	}
+	if s.now().Sub(start) > s.cfg.SlowTimeout {
+		k.close(closeSlow)
+	}
 	return true
+}
+
+// stalled reports whether k has output it cannot get out: a write in
+// progress or events it had no room for.
+func (k *socket) stalled() bool {
+	return k.writingSince.Load() != 0 || k.behindSince.Load() != 0
 }
 
 // written records a message that reached the socket.
@@ -431,14 +453,24 @@ func (s *Service) pingLoop(ctx context.Context, k *socket) {
 			return
 		case <-t.C:
 		}
+		if k.writingSince.Load() != 0 {
+			continue // the write's own deadline checks this client
+		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
 		err := k.conn.Ping(pctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				k.close(closeNoPong)
-				_ = k.conn.CloseNow()
+			if ctx.Err() != nil {
+				return
 			}
+			if k.stalled() {
+				// A client that stopped reading answers no ping either: it
+				// is slow, and gets 1008 if it reads again.
+				k.close(closeSlow)
+				return
+			}
+			k.close(closeNoPong)
+			_ = k.conn.CloseNow()
 			return
 		}
 		// Sign-out closes sockets through a notification; should one be
