@@ -29,10 +29,11 @@ type Routes interface {
 	Reserve(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 }
 
-// Requests locks waiting requests and marks them matched. LockWaiting
-// waits for the station's turn first: one transaction at a time takes
-// waiting requests at a station.
+// Requests records ride requests, locks waiting ones and marks them
+// matched. LockWaiting waits for the station's turn first: one transaction
+// at a time takes waiting requests at a station.
 type Requests interface {
+	Create(ctx context.Context, riderID uuid.UUID, in rider.RequestInput) (rider.Request, error)
 	LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]rider.Request, error)
 	MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error
 }
@@ -283,11 +284,7 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 		return Result{}, fmt.Errorf("name of driver %s: %w", a.DriverID, err)
 	}
 	var res Result
-	attempts := 0
 	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if attempts++; attempts > 1 {
-			s.m.retries.Inc()
-		}
 		res = Result{}
 		route, err := s.routes.Lock(ctx, tx, a.RouteID)
 		if errors.Is(err, driver.ErrNotFound) {
@@ -342,7 +339,7 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 			c := cands[ci]
 			c.Status, c.TripID = rider.Matched, &view.ID
 			err := s.events.Append(ctx, tx, c.RiderID, "ride.matched", map[string]any{
-				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view,
+				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view.Summary(),
 				"driver":  map[string]any{"id": route.DriverID, "name": name},
 				"vehicle": route.Vehicle, "station_id": a.StationID, "eta": eta.UTC(),
 			})
@@ -351,13 +348,13 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 			}
 		}
 		if err := s.events.Append(ctx, tx, route.DriverID, "trip.assigned", map[string]any{
-			"trip_id": view.ID, "trip": view, "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
+			"trip_id": view.ID, "trip": view.Summary(), "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
 		}); err != nil {
 			return err
 		}
 		res.TripID, res.Matched = view.ID, ids
 		return nil
-	})
+	}, postgres.OnRetry(func(error) { s.m.retries.Inc() }))
 	if err != nil {
 		return Result{}, fmt.Errorf("match driver %s at %s: %w", a.DriverID, a.StationID, err)
 	}

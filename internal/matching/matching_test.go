@@ -15,8 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/driver"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 	"github.com/lastmile/lastmile/internal/rider"
 	"github.com/lastmile/lastmile/internal/station"
@@ -71,8 +72,6 @@ func newWorld(tb testing.TB) *world {
 	w.drivers = driver.New(pool, logger)
 	w.riders = rider.New(pool, rider.Config{}, w.events, logger)
 	w.trips = trip.New(pool, trip.Config{}, w.events, w.riders, w.drivers, logger)
-	w.drivers.UseTrips(w.trips)
-	w.riders.UseTrips(w.trips)
 	w.match = New(pool, Config{}, w.drivers, w.riders, w.trips, w.events, fakePositions{}, fakeNames{}, logger, prometheus.NewRegistry())
 	return w
 }
@@ -125,7 +124,7 @@ func TestMatchTakesOldestArrivalsThatFit(t *testing.T) {
 		t.Fatalf("matched %v, want [first small] = [%s %s]", res.Matched, first.ID, small.ID)
 	}
 	for _, r := range []rider.Request{big, elsewhere, late} {
-		got, _ := w.riders.Get(ctx, httpx.Principal{UserID: r.RiderID, Role: httpx.RoleRider}, r.ID)
+		got, _ := w.riders.Get(ctx, identity.Principal{UserID: r.RiderID, Role: identity.RoleRider}, r.ID)
 		if got.Status != rider.Waiting {
 			t.Errorf("request %s is %s, want waiting", r.ID, got.Status)
 		}
@@ -195,10 +194,10 @@ func TestInvariantsHoldUnderConcurrency(t *testing.T) {
 				switch rng.IntN(4) {
 				case 0: // a rider cancels, or asks again
 					r := riderIDs[rng.IntN(len(riderIDs))]
-					p := httpx.Principal{UserID: r, Role: httpx.RoleRider}
-					list, err := w.riders.List(ctx, p, "", httpx.Page{Limit: 1})
+					p := identity.Principal{UserID: r, Role: identity.RoleRider}
+					list, err := w.riders.List(ctx, p, "", paging.Page{Limit: 1})
 					if err == nil && len(list) == 1 && (list[0].Status == rider.Waiting || list[0].Status == rider.Matched) {
-						_, _ = w.riders.Cancel(ctx, p, list[0].ID)
+						_, _ = w.trips.CancelRequest(ctx, p, list[0].ID)
 					} else {
 						request(rng, r)
 					}
