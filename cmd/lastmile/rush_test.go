@@ -335,3 +335,36 @@ func TestDriverPassesThenRiderAsks(t *testing.T) {
 	}
 	dws.next("event", "trip.assigned", 5*time.Second)
 }
+
+// A driver whose phone first reports where it was 50 km away (a stale
+// position, or a reconnect from elsewhere) is refused twice near the
+// station, then the fixes that agree move its track and the waiting rider
+// is matched; one jump back is refused again.
+func TestDriverReanchoredAfterAFarFix(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	drv := signUp(t, s, "driver", "D")
+	dws := drv.connect("")
+	drv.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
+	rdr := signUp(t, s, "rider", "R")
+	rws := rdr.connect("")
+	rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
+
+	fix := func(southM float64, at time.Time) {
+		dws.send(map[string]any{"type": "location", "lat": hsrSouth(southM), "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano)})
+	}
+	start := time.Now().Add(-5 * time.Second)
+	fix(50_000, start)
+	for i := range 2 {
+		fix(700-float64(10*i), start.Add(time.Duration(i+1)*time.Second))
+		if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+			t.Fatalf("fix %d near the station = %+v, want implausible_speed", i+1, e)
+		}
+	}
+	rws.none("ride.matched", 200*time.Millisecond)
+	fix(680, start.Add(3*time.Second)) // the third that agrees
+	rws.next("event", "ride.matched", 5*time.Second)
+	fix(50_000, start.Add(4*time.Second))
+	if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+		t.Fatalf("one jump back = %+v, want implausible_speed", e)
+	}
+}
