@@ -274,10 +274,10 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 	s.metrics.fixes.WithLabelValues("accepted").Inc()
 	if t.Restarted {
 		s.metrics.restarted.Inc()
-		st.last = nil // the old track says nothing of the speed now
+		st.last, st.speed = nil, 0 // the old track says nothing of the speed now
 	}
 	s.updateSpeed(st, f)
-	st.last = &f
+	st.last = t.Last // f
 	st.dirty = true
 	if !st.routeKnown {
 		select {
