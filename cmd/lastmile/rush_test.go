@@ -199,7 +199,8 @@ func (res crowdResult) check(t *testing.T, want []int) {
 	}
 }
 
-// wantRoutesFull asserts every driver's seats are all taken.
+// wantRoutesFull asserts every driver's seats are all taken, and that the
+// driver was told who fills them (trip.assigned).
 func wantRoutesFull(t *testing.T, drivers []*crowdDriver) {
 	t.Helper()
 	for i, d := range drivers {
@@ -207,6 +208,23 @@ func wantRoutesFull(t *testing.T, drivers []*crowdDriver) {
 		d.c.do("GET", "/api/v1/routes/current", nil, &rt)
 		if rt["seats_free"] != float64(0) {
 			t.Errorf("driver %d (%d seats) has %v free after the crowd: it drove on with empty seats", i, d.seats, rt["seats_free"])
+		}
+		told := 0
+		for {
+			e, ok := d.ws.poll("trip.assigned", 20*time.Millisecond)
+			if !ok {
+				break
+			}
+			for _, r := range decode[struct {
+				Riders []struct {
+					PartySize int `json:"party_size"`
+				} `json:"riders"`
+			}](t, e).Riders {
+				told += r.PartySize
+			}
+		}
+		if told != d.seats {
+			t.Errorf("driver %d (%d seats) was told of riders for %d seats", i, d.seats, told)
 		}
 	}
 }
