@@ -50,8 +50,11 @@ type app struct {
 func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{trustedProxies: cfg.trustedProxies}
 	log := func(domain string) *slog.Logger { return logger.With("domain", domain) }
-	var err error
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, log("user")); err != nil {
+	signup, signin, err := cfg.userLimits()
+	if err != nil {
+		return nil, err
+	}
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginAddrLimit: signin}, log("user")); err != nil {
 		return nil, err
 	}
 	a.stations = station.New(pool, log("station"))
