@@ -38,6 +38,9 @@ type config struct {
 	trustedProxies  []netip.Prefix
 	signupLimit     int
 	signinLimit     int
+	// onListen, when set, is told the address serve listens on (simulate
+	// starts its in-process server on a free port).
+	onListen func(addr string)
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
