@@ -26,7 +26,7 @@ import (
 type instance struct {
 	proc       *proc
 	dial       dialer
-	absorbed   func(ctx context.Context) (accepted, rejected float64, err error)
+	absorbed   func(ctx context.Context) (accepted, rejected float64, view map[string]float64, err error)
 	backendCPU func() float64 // Redis or Postgres CPU seconds so far; nil: none
 	trial      func(ctx context.Context, st station, k int) (ms float64, kind string, err error)
 }
@@ -67,6 +67,11 @@ type Row struct {
 	FirstErr string           `json:"first_trial_error,omitempty"`
 	Errors   map[string]int64 `json:"server_error_messages,omitempty"`
 	Closes   int64            `json:"sockets_closed_by_server"`
+
+	// Server is LastMile's own view over the window, from /metrics:
+	// rates per second of approaches, match transactions by result and
+	// positions written, and mean approach-to-commit and delivery times.
+	Server map[string]float64 `json:"server_view,omitempty"`
 }
 
 // Report is the whole run.
@@ -345,12 +350,12 @@ func (e *env) start(ctx context.Context, sys string, stations []station) (*insta
 			return nil, fmt.Errorf("%s server did not start", sys)
 		}
 		in := &instance{proc: p}
-		in.absorbed = func(ctx context.Context) (float64, float64, error) {
+		in.absorbed = func(ctx context.Context) (float64, float64, map[string]float64, error) {
 			var s struct {
 				Fixes float64 `json:"fixes"`
 			}
 			err := getJSON(ctx, e.client, "http://"+addr+"/stats", &s)
-			return s.Fixes, 0, err
+			return s.Fixes, 0, nil, err
 		}
 		if sys == "bare" {
 			in.dial = func(ctx context.Context, i int) (*websocket.Conn, error) {
@@ -503,6 +508,7 @@ type snap struct {
 	server, backend, self float64
 	busy                  float64
 	sent, sendErrs, late  int64
+	view                  map[string]float64
 }
 
 func (e *env) snapshot(ctx context.Context, in *instance, cnt *counters) (snap, error) {
@@ -513,7 +519,7 @@ func (e *env) snapshot(ctx context.Context, in *instance, cnt *counters) (snap, 
 	s.busy, _ = machineBusy()
 	s.sent, s.sendErrs, s.late = cnt.sent.Load(), cnt.sendErrs.Load(), cnt.late.Load()
 	var err error
-	s.accepted, s.rejected, err = in.absorbed(ctx)
+	s.accepted, s.rejected, s.view, err = in.absorbed(ctx)
 	return s, err
 }
 
@@ -615,6 +621,7 @@ func (e *env) window(ctx context.Context, in *instance, drivers []*loadDriver, r
 			r.P50, r.P99, r.Max = percentile(lat, 0.5), percentile(lat, 0.99), lat[len(lat)-1]
 		}
 	}
+	r.Server = serverView(a.view, b.view, dt)
 	cnt.mu.Lock()
 	r.Errors = diff(errs0, cnt.errCodes)
 	r.Closes = cnt.closes - closes0
@@ -674,4 +681,26 @@ func machine() string {
 		kernel = ", Linux " + strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("nproc %d, %s%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
+}
+
+// serverView turns two scrapes of LastMile's metrics into rates and means.
+func serverView(a, b map[string]float64, dt float64) map[string]float64 {
+	if b == nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range b {
+		name, _, _ := strings.Cut(k, "{")
+		if strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_count") {
+			continue
+		}
+		short := strings.NewReplacer("lastmile_", "", "_total{result=\"", ".", "_total", "", "\"}", "").Replace(k)
+		out[short+"_per_s"] = (v - a[k]) / dt
+	}
+	for _, h := range []string{"lastmile_matching_approach_to_commit_seconds", "lastmile_notify_delivery_seconds"} {
+		if n := b[h+"_count"] - a[h+"_count"]; n > 0 {
+			out[strings.TrimPrefix(strings.TrimSuffix(h, "_seconds"), "lastmile_")+"_mean_ms"] = 1000 * (b[h+"_sum"] - a[h+"_sum"]) / n
+		}
+	}
+	return out
 }

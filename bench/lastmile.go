@@ -129,41 +129,62 @@ func (lm *lastMile) postgresCPU() float64 {
 	return treeCPUSeconds(pid)
 }
 
-// fixesAccepted reads lastmile_location_fixes_total by result.
-func (lm *lastMile) fixesAccepted(ctx context.Context) (accepted, rejected float64, err error) {
+// scrape reads the server's /metrics into name{labels} → value.
+func (lm *lastMile) scrape(ctx context.Context) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lm.metrics+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	resp, err := lm.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
+	m := map[string]float64{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "lastmile_location_fixes_total{") {
+		if !strings.HasPrefix(line, "lastmile_") {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		if strings.Contains(line, `result="accepted"`) {
-			accepted += v
-		} else {
-			rejected += v
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
 		}
 	}
-	return accepted, rejected, sc.Err()
+	return m, sc.Err()
+}
+
+// fixesAccepted reads lastmile_location_fixes_total by result, and the
+// server's own view of matching and delivery.
+func (lm *lastMile) fixesAccepted(ctx context.Context) (accepted, rejected float64, view map[string]float64, err error) {
+	m, err := lm.scrape(ctx)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	view = map[string]float64{}
+	for k, v := range m {
+		switch {
+		case k == `lastmile_location_fixes_total{result="accepted"}`:
+			accepted = v
+		case strings.HasPrefix(k, "lastmile_location_fixes_total{"):
+			rejected += v
+		case strings.HasPrefix(k, "lastmile_matching_transactions_total{"),
+			k == "lastmile_location_approaches_total", k == "lastmile_location_positions_written_total",
+			k == "lastmile_matching_approaches_dropped_total", k == "lastmile_matching_approaches_received_total",
+			strings.HasPrefix(k, "lastmile_matching_approach_to_commit_seconds_"), strings.HasPrefix(k, "lastmile_notify_delivery_seconds_"):
+			if !strings.Contains(k, "_bucket") {
+				view[k] = v
+			}
+		}
+	}
+	return accepted, rejected, view, nil
 }
 
 // do sends one API request; out receives the JSON answer.

@@ -94,6 +94,25 @@ func printTables(w io.Writer, rep *Report) {
 		fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- |")
 		fmt.Fprintln(w, strings.Join(lines, "\n"))
 	}
+	var view []string
+	for _, r := range rep.Rows {
+		if r.System != "lastmile" || r.Server == nil {
+			continue
+		}
+		v := r.Server
+		view = append(view, fmt.Sprintf("| %s | %d | %d | %.0f | %.0f | %.1f / %.0f / %.0f | %.0f | %.1f ms | %.1f ms |", load(r), r.Stations, r.Riders,
+			v["location_approaches_per_s"], v["matching_approaches_received_per_s"],
+			v["matching_transactions.matched_per_s"], v["matching_transactions.nothing_per_s"], v["matching_transactions.skipped_per_s"],
+			v["location_positions_written_per_s"], v["matching_approach_to_commit_mean_ms"], v["notify_delivery_mean_ms"]))
+	}
+	if len(view) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "LastMile's own view of the same windows (/metrics): what matching did while the fixes flowed.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| drivers × fixes/s | stations | riders waiting | approaches/s | offered to matching/s | match transactions/s: matched / nothing / skipped | positions written/s | approach → commit (mean) | event delivery (mean) |")
+		fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		fmt.Fprintln(w, strings.Join(view, "\n"))
+	}
 	for _, r := range rep.Rows {
 		if r.FirstErr != "" || len(r.Errors) > 0 || r.Closes > 0 {
 			fmt.Fprintf(w, "\n%s %s: trial failures %v (first: %s); server error messages %v; sockets closed by the server %d",
