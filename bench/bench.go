@@ -210,8 +210,9 @@ func (e *env) finish(rep *Report, start time.Time) {
 }
 
 // setupLastMile builds LastMile, starts it on a fresh private Postgres,
-// signs up the drivers, riders and trial users over the API, publishes
-// the drivers' routes and makes the riders wait.
+// signs up the drivers, riders and trial users over the API (or copies
+// them from -accounts), publishes the drivers' routes and makes the
+// riders wait.
 func (e *env) setupLastMile(ctx context.Context, drivers int) error {
 	o := e.o
 	lm, err := buildLastMile(ctx, o.repo, e.tmp, e.stderr)
@@ -219,6 +220,34 @@ func (e *env) setupLastMile(ctx context.Context, drivers int) error {
 		return err
 	}
 	e.lm = lm
+	windows := len(o.drivers) * len(o.rates)
+	riders := o.riders
+	if o.scale > 1 {
+		windows++
+		riders *= o.scale
+	}
+	need := accounts{Drivers: drivers, Riders: riders, TrialPairs: o.trials * windows}
+	t := time.Now()
+	reused := false
+	if o.accounts != "" {
+		if reused, err = lm.fromTemplate(ctx, o.accounts, need); err != nil {
+			return err
+		}
+		if reused {
+			logf(e.stderr, "lastmile: copied the data folder and accounts from %s", o.accounts)
+		}
+	}
+	if !reused {
+		if err := e.signUpAll(ctx, need); err != nil {
+			return err
+		}
+		logf(e.stderr, "lastmile: signed up in %s", time.Since(t).Round(time.Second))
+		if o.accounts != "" {
+			if err := lm.saveTemplate(ctx, o.accounts); err != nil {
+				return err
+			}
+		}
+	}
 	p, err := lm.start(ctx)
 	if err != nil {
 		return err
@@ -228,34 +257,6 @@ func (e *env) setupLastMile(ctx context.Context, drivers int) error {
 	if err != nil {
 		return err
 	}
-	windows := len(o.drivers) * len(o.rates)
-	if o.scale > 1 {
-		windows++
-	}
-	riders := o.riders
-	if o.scale > 1 {
-		riders *= o.scale
-	}
-	t := time.Now()
-	logf(e.stderr, "lastmile: signing up %d drivers, %d riders and %d trial pairs over the API (argon2id each)", drivers, riders, o.trials*windows)
-	if lm.drivers, err = lm.signUp(ctx, "driver", "driver", drivers, o.signupConc); err != nil {
-		return fmt.Errorf("sign up drivers: %w", err)
-	}
-	if lm.riders, err = lm.signUp(ctx, "rider", "rider", riders, o.signupConc); err != nil {
-		return fmt.Errorf("sign up riders: %w", err)
-	}
-	td, err := lm.signUp(ctx, "driver", "trial-driver", o.trials*windows, o.signupConc)
-	if err != nil {
-		return fmt.Errorf("sign up trial drivers: %w", err)
-	}
-	tr, err := lm.signUp(ctx, "rider", "trial-rider", o.trials*windows, o.signupConc)
-	if err != nil {
-		return fmt.Errorf("sign up trial riders: %w", err)
-	}
-	for i := range td {
-		lm.trials = append(lm.trials, td[i], tr[i])
-	}
-	logf(e.stderr, "lastmile: signed up in %s; publishing routes and ride requests", time.Since(t).Round(time.Second))
 	if err := lm.publishRoutes(ctx, drivers, 8, stations); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
@@ -263,6 +264,35 @@ func (e *env) setupLastMile(ctx context.Context, drivers int) error {
 		return fmt.Errorf("ride requests: %w", err)
 	}
 	logf(e.stderr, "lastmile: ready in %s", time.Since(t).Round(time.Second))
+	return nil
+}
+
+// signUpAll signs up everyone over the API.
+func (e *env) signUpAll(ctx context.Context, need accounts) error {
+	lm, conc := e.lm, e.o.signupConc
+	p, err := lm.start(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	logf(e.stderr, "lastmile: signing up %d drivers, %d riders and %d trial pairs over the API (argon2id each)", need.Drivers, need.Riders, need.TrialPairs)
+	if lm.drivers, err = lm.signUp(ctx, "driver", "driver", need.Drivers, conc); err != nil {
+		return fmt.Errorf("sign up drivers: %w", err)
+	}
+	if lm.riders, err = lm.signUp(ctx, "rider", "rider", need.Riders, conc); err != nil {
+		return fmt.Errorf("sign up riders: %w", err)
+	}
+	td, err := lm.signUp(ctx, "driver", "trial-driver", need.TrialPairs, conc)
+	if err != nil {
+		return fmt.Errorf("sign up trial drivers: %w", err)
+	}
+	tr, err := lm.signUp(ctx, "rider", "trial-rider", need.TrialPairs, conc)
+	if err != nil {
+		return fmt.Errorf("sign up trial riders: %w", err)
+	}
+	for i := range td {
+		lm.trials = append(lm.trials, td[i], tr[i])
+	}
 	return nil
 }
 

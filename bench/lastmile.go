@@ -257,6 +257,9 @@ func (lm *lastMile) signUp(ctx context.Context, role, prefix string, n, conc int
 			"name": fmt.Sprintf("Bench %s %d", role, i), "role": role,
 		}, &res)
 		out[i] = account{ID: res.User.ID, Token: res.Token}
+		if (i+1)%1000 == 0 {
+			logf(lm.stderr, "lastmile: %d of %d %ss signed up", i+1, n, role)
+		}
 		return err
 	})
 	return out, err
@@ -511,4 +514,66 @@ func parallel(ctx context.Context, n, conc int, f func(ctx context.Context, i in
 	close(jobs)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// accounts counts the users a run needs, as kept in a template.
+type accounts struct {
+	Drivers    int `json:"drivers"`
+	Riders     int `json:"riders"`
+	TrialPairs int `json:"trial_pairs"`
+}
+
+// template is what -accounts keeps beside the data folder.
+type template struct {
+	Need    accounts  `json:"need"`
+	Drivers []account `json:"drivers"`
+	Riders  []account `json:"riders"`
+	Trials  []account `json:"trials"`
+}
+
+// saveTemplate copies the stopped server's data folder and the accounts
+// to dir, replacing what was there.
+func (lm *lastMile) saveTemplate(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data := filepath.Join(dir, "lastmile-data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", lm.dir, data).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy the data folder: %w: %s", err, out)
+	}
+	b, err := json.Marshal(template{
+		Need:    accounts{Drivers: len(lm.drivers), Riders: len(lm.riders), TrialPairs: len(lm.trials) / 2},
+		Drivers: lm.drivers, Riders: lm.riders, Trials: lm.trials,
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "accounts.json"), b, 0o600)
+}
+
+// fromTemplate copies the data folder and accounts kept in dir, if they
+// hold at least need; false when they do not (or dir is empty).
+func (lm *lastMile) fromTemplate(ctx context.Context, dir string, need accounts) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "accounts.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var t template
+	if err := json.Unmarshal(b, &t); err != nil {
+		return false, fmt.Errorf("%s/accounts.json: %w", dir, err)
+	}
+	if t.Need.Drivers < need.Drivers || t.Need.Riders < need.Riders || t.Need.TrialPairs < need.TrialPairs {
+		return false, nil
+	}
+	if out, err := exec.CommandContext(ctx, "cp", "-a", filepath.Join(dir, "lastmile-data"), lm.dir).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("copy the data folder: %w: %s", err, out)
+	}
+	lm.drivers, lm.riders, lm.trials = t.Drivers, t.Riders, t.Trials
+	return true, nil
 }
