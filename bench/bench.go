@@ -152,7 +152,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 	if has("lastmile") {
-		if err := e.setupLastMile(ctx, maxDrivers); err != nil {
+		if err := e.setupLastMile(ctx, maxDrivers, base); err != nil {
 			return err
 		}
 	}
@@ -171,7 +171,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		extra := extraStations((o.scale - 1) * len(base))
 		all := append(slices.Clone(base), extra...)
 		if has("lastmile") {
-			if err := e.scaleLastMile(ctx, extra); err != nil {
+			if err := e.scaleLastMile(ctx, extra, all); err != nil {
 				e.finish(rep, start)
 				return err
 			}
@@ -213,7 +213,7 @@ func (e *env) finish(rep *Report, start time.Time) {
 // signs up the drivers, riders and trial users over the API (or copies
 // them from -accounts), publishes the drivers' routes and makes the
 // riders wait.
-func (e *env) setupLastMile(ctx context.Context, drivers int) error {
+func (e *env) setupLastMile(ctx context.Context, drivers int, base []station) error {
 	o := e.o
 	lm, err := buildLastMile(ctx, o.repo, e.tmp, e.stderr)
 	if err != nil {
@@ -253,14 +253,13 @@ func (e *env) setupLastMile(ctx context.Context, drivers int) error {
 		return err
 	}
 	defer p.stop()
-	stations, err := lm.stations(ctx)
-	if err != nil {
+	if err := lm.checkCatalog(ctx, base); err != nil {
 		return err
 	}
-	if err := lm.publishRoutes(ctx, drivers, 8, stations); err != nil {
+	if err := lm.publishRoutes(ctx, drivers, 8, base); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	if err := lm.requestRides(ctx, 0, o.riders, 8, stations); err != nil {
+	if err := lm.requestRides(ctx, 0, o.riders, 8, base); err != nil {
 		return fmt.Errorf("ride requests: %w", err)
 	}
 	logf(e.stderr, "lastmile: ready in %s", time.Since(t).Round(time.Second))
@@ -298,7 +297,7 @@ func (e *env) signUpAll(ctx context.Context, need accounts) error {
 
 // scaleLastMile imports the extra stations, moves the scaled run's drivers
 // onto routes over the whole catalog and makes the extra riders wait.
-func (e *env) scaleLastMile(ctx context.Context, extra []station) error {
+func (e *env) scaleLastMile(ctx context.Context, extra, all []station) error {
 	lm := e.lm
 	if err := lm.importStations(ctx, extra, e.tmp); err != nil {
 		return err
@@ -308,47 +307,18 @@ func (e *env) scaleLastMile(ctx context.Context, extra []station) error {
 		return err
 	}
 	defer p.stop()
-	stations, err := lm.stations(ctx)
-	if err != nil {
+	if err := lm.checkCatalog(ctx, all); err != nil {
 		return err
 	}
-	if len(stations) != e.o.scale*(len(stations)-len(extra)) {
-		return fmt.Errorf("after the import the catalog has %d stations, want %d", len(stations), e.o.scale*(len(stations)-len(extra)))
-	}
 	t := time.Now()
-	if err := lm.publishRoutes(ctx, e.o.scaleDrivers, 8, orderLike(stations, extra)); err != nil {
+	if err := lm.publishRoutes(ctx, e.o.scaleDrivers, 8, all); err != nil {
 		return fmt.Errorf("scaled routes: %w", err)
 	}
-	if err := lm.requestRides(ctx, e.o.riders, e.o.scale*e.o.riders, 8, orderLike(stations, extra)); err != nil {
+	if err := lm.requestRides(ctx, e.o.riders, e.o.scale*e.o.riders, 8, all); err != nil {
 		return fmt.Errorf("scaled ride requests: %w", err)
 	}
-	logf(e.stderr, "lastmile: %d stations, routes and %d waiting riders in %s", len(stations), e.o.scale*e.o.riders, time.Since(t).Round(time.Second))
+	logf(e.stderr, "lastmile: %d stations, routes and %d waiting riders in %s", len(all), e.o.scale*e.o.riders, time.Since(t).Round(time.Second))
 	return nil
-}
-
-// orderLike returns the catalog in the order the other systems use: the
-// seeded stations, then the extra ones (with the catalog's radius).
-func orderLike(catalog, extra []station) []station {
-	byID := map[string]station{}
-	for _, s := range catalog {
-		byID[s.ID] = s
-	}
-	isExtra := map[string]bool{}
-	for _, s := range extra {
-		isExtra[s.ID] = true
-	}
-	var out []station
-	for _, s := range catalog {
-		if !isExtra[s.ID] {
-			out = append(out, s)
-		}
-	}
-	for _, s := range extra {
-		if c, ok := byID[s.ID]; ok {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // start starts a fresh server of sys whose drivers follow paths through

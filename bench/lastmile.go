@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -240,6 +241,30 @@ func (lm *lastMile) stations(ctx context.Context) ([]station, error) {
 		return nil, err
 	}
 	return st.Stations, nil
+}
+
+// checkCatalog makes sure the server's catalog holds stations exactly
+// where the load paths expect them (same id, position and radius), and
+// nothing else.
+func (lm *lastMile) checkCatalog(ctx context.Context, want []station) error {
+	got, err := lm.stations(ctx)
+	if err != nil {
+		return err
+	}
+	byID := map[string]station{}
+	for _, s := range got {
+		byID[s.ID] = s
+	}
+	for _, w := range want {
+		g, ok := byID[w.ID]
+		if !ok || math.Abs(g.Lat-w.Lat) > 1e-5 || math.Abs(g.Lng-w.Lng) > 1e-5 || g.RadiusM != w.RadiusM {
+			return fmt.Errorf("station %s: the server has %+v, the load expects %+v", w.ID, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("the server has %d stations, the load expects %d", len(got), len(want))
+	}
+	return nil
 }
 
 // signUp creates n accounts of role, conc at a time, over the API.
