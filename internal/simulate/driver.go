@@ -283,6 +283,7 @@ func (d *driverAgent) atStation(ctx context.Context, routeID string, st Station,
 				err := w.api.do(ctx, http.MethodPost, base+"/riders/"+r.RiderID+"/no-show", d.token, nil, nil)
 				if err == nil {
 					w.stats.noShows.Add(1)
+					w.freed(routeID, time.Now())
 					continue
 				}
 				if statusOf(err) != http.StatusConflict { // 409: too early for the server; try again

@@ -100,6 +100,7 @@ type world struct {
 
 	mu        sync.Mutex
 	crossings map[string]time.Time // route|station → first fix inside the radius
+	freedAt   map[string]time.Time // route → when a seat last came back
 	gen       *generator
 	nextRider int
 }
@@ -125,6 +126,19 @@ func (w *world) crossed(routeID, stationID string, at time.Time) {
 		w.crossings[k] = at
 	}
 	w.mu.Unlock()
+}
+
+// freed records that a seat of the route came back (a cancel, a no-show).
+func (w *world) freed(routeID string, at time.Time) {
+	w.mu.Lock()
+	w.freedAt[routeID] = at
+	w.mu.Unlock()
+}
+
+func (w *world) seatFreed(routeID string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.freedAt[routeID]
 }
 
 func (w *world) crossing(routeID, stationID string) (time.Time, bool) {
@@ -203,7 +217,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		base: base, operatorToken: o.OperatorToken, hc: hc, stats: st, logger: o.Logger,
 		api:     &api{base: base, http: hc, stats: st, attempts: 8},
 		speedup: o.Speedup, interval: o.Interval, noShowWait: o.NoShowWait, demo: o.Demo,
-		began: time.Now(), byID: map[string]*riderAgent{}, crossings: map[string]time.Time{},
+		began: time.Now(), byID: map[string]*riderAgent{}, crossings: map[string]time.Time{}, freedAt: map[string]time.Time{},
 	}
 	rep := &Report{URL: base, Seed: o.Seed, Drivers: o.Drivers, Riders: o.Riders, Duration: o.Duration.String(),
 		Speedup: o.Speedup, Interval: o.Interval.String(), Demo: o.Demo}
@@ -292,6 +306,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	endCtx, cancelEnd := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancelEnd()
 	w.cancelWaiting(endCtx)
+	sleep(endCtx, time.Second) // let the last events reach the sockets
+	stopSockets()
+	_ = sockets.Wait()
 	view, source, err := w.gather(endCtx)
 	if err != nil {
 		rep.Invariants = Invariants{Source: source, Error: err.Error()}
@@ -360,10 +377,13 @@ func (w *world) signUp(ctx context.Context, drivers, riders int, seed uint64) er
 					ID string `json:"id"`
 				} `json:"user"`
 			}
+			email, password := fmt.Sprintf("sim-%s-%s-%d@simulate.example", run, role, n), "simulated "+run
 			err := w.api.do(gctx, http.MethodPost, "/api/v1/auth/signup", "", map[string]any{
-				"email":    fmt.Sprintf("sim-%s-%s-%d@simulate.example", run, role, n),
-				"password": "simulated " + run, "name": fmt.Sprintf("Simulated %s %d", role, n), "role": role,
+				"email": email, "password": password, "name": fmt.Sprintf("Simulated %s %d", role, n), "role": role,
 			}, &sess)
+			if statusOf(err) == http.StatusConflict { // a retry after the first try went through
+				err = w.api.do(gctx, http.MethodPost, "/api/v1/auth/login", "", map[string]any{"email": email, "password": password}, &sess)
+			}
 			if err != nil {
 				if statusOf(err) == http.StatusTooManyRequests {
 					return fmt.Errorf("sign up %s %d: %w (run the server with --signup-limit 0)", role, n, err)
@@ -432,7 +452,4 @@ func (w *world) cancelWaiting(ctx context.Context) {
 		}
 	}
 	_ = g.Wait()
-	for _, d := range w.drivers {
-		d.sock.close()
-	}
 }
