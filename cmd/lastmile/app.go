@@ -56,15 +56,18 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	// later: tokens before notify (which checks them) before users (whose
 	// sign-out closes notify's sockets); positions before matching before
 	// location (matching is where location's approaches go).
+	signup, signin, err := cfg.userLimits()
+	if err != nil {
+		return nil, err
+	}
 	a.tokens = user.NewTokens(pool)
-	var err error
 	a.notify, err = notify.New(pool, a.tokens, notify.Config{
 		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
 	}, log("notify"), reg)
 	if err != nil {
 		return nil, err
 	}
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, a.notify, log("user")); err != nil {
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginAddrLimit: signin}, a.notify, log("user")); err != nil {
 		return nil, err
 	}
 	a.stations = station.New(pool, log("station"))

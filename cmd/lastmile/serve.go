@@ -96,6 +96,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
 		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
 	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr().String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, runner := range a.runners {

@@ -67,8 +67,12 @@ type Config struct {
 	// address, may make per LoginWindow (default 10 per minute).
 	LoginLimit  int
 	LoginWindow time.Duration
+	// LoginAddrLimit, when set, replaces LoginLimit for the attempts of one
+	// client address; negative: no per-address limit (the per-email one
+	// stays).
+	LoginAddrLimit int
 	// SignUpLimit is how many accounts one client address may create per
-	// LoginWindow (default 10).
+	// LoginWindow (default 10; negative: no limit).
 	SignUpLimit int
 }
 
@@ -82,7 +86,10 @@ func (c *Config) defaults() {
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
 	}
-	if c.SignUpLimit <= 0 {
+	if c.LoginAddrLimit == 0 {
+		c.LoginAddrLimit = c.LoginLimit
+	}
+	if c.SignUpLimit == 0 {
 		c.SignUpLimit = 10
 	}
 }
@@ -203,7 +210,7 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...identity.
 // limited per client address (SignUpLimit per LoginWindow); over the limit
 // it returns an error of kind RateLimited that carries a fault.RetryAfter.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string) (Session, error) {
-	if err := s.limitTo(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+clientAddr); err != nil {
+	if err := s.limitTo(ctx, errTooManySignUps, limit{"signup:addr:" + clientAddr, s.cfg.SignUpLimit}); err != nil {
 		return Session{}, err
 	}
 	u, err := s.create(ctx, in, identity.RoleRider, identity.RoleDriver)
@@ -226,7 +233,8 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	if len(email) > 254 || len(password) > 4*128 {
 		return Session{}, ErrWrongPassword
 	}
-	if err := s.limitTo(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:email:"+email, "login:addr:"+clientAddr); err != nil {
+	if err := s.limitTo(ctx, errTooManyLogins,
+		limit{"login:email:" + email, s.cfg.LoginLimit}, limit{"login:addr:" + clientAddr, s.cfg.LoginAddrLimit}); err != nil {
 		return Session{}, err
 	}
 	row, err := s.q.GetUserByEmail(ctx, email)
@@ -251,19 +259,29 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	return Session{Token: tok, User: toUser(row)}, nil
 }
 
+// limit is a rate-limit key and the hits it may take per window; a
+// negative max turns it off.
+type limit struct {
+	key string
+	max int
+}
+
 // limitTo counts one hit against each key in the current window, shared by
 // every replica through Postgres, and refuses with refusal when any key is
-// over max.
-func (s *Service) limitTo(ctx context.Context, max int, refusal error, keys ...string) error {
+// over its max.
+func (s *Service) limitTo(ctx context.Context, refusal error, limits ...limit) error {
 	now := s.now()
 	window := now.Truncate(s.cfg.LoginWindow)
 	over := false
-	for _, k := range keys {
-		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: k, WindowStart: window})
+	for _, l := range limits {
+		if l.max < 0 {
+			continue
+		}
+		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: l.key, WindowStart: window})
 		if err != nil {
 			return fmt.Errorf("count sign-in attempt: %w", err)
 		}
-		if int(hits) > max {
+		if int(hits) > l.max {
 			over = true
 		}
 	}
