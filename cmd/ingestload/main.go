@@ -61,6 +61,7 @@ import (
 // options are the command-line flags.
 type options struct {
 	baseURL      string
+	metricsURL   string
 	databaseURL  string
 	drivers      int
 	intervals    []time.Duration
@@ -82,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("ingestload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.baseURL, "url", "http://127.0.0.1:8080", "base URL of the running server (loopback only)")
+	fs.StringVar(&o.metricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "the server's /metrics, on its --metrics-addr")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv("DATABASE_URL"), "Postgres URL of the server's database, to insert load-test users and tokens (loopback only; default $DATABASE_URL)")
 	fs.IntVar(&o.drivers, "drivers", 5000, "driver sockets to open and load")
 	interval := fs.String("interval", "1s", "time between two fixes of one driver socket; a comma-separated list runs one ingest phase per value (e.g. 1s,500ms,250ms)")
@@ -416,7 +418,7 @@ type metrics map[string]float64
 func (h *harness) scrape(ctx context.Context) (metrics, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.o.baseURL+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.o.metricsURL, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 
 var (
 	errNoRoute = fault.New(fault.NotFound, "no such endpoint")
-	errMethod  = fault.New(fault.NotFound, "method not allowed on this endpoint")
+	errMethod  = fault.New(fault.BadMethod, "this endpoint does not serve this method; see the Allow header")
 )
 
 // app is every domain, wired together. This is the one place that knows

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+)
+
+// head sends method path with no token and returns the answer, body read.
+func fetch(tb testing.TB, method, u string) (*http.Response, string) {
+	tb.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, u, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// Every answer, success, error or unknown path, carries the protective
+// headers; the HTML page carries a policy without inline script.
+func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/healthz"},
+		{"GET", "/readyz"},
+		{"GET", "/api/v1/stations"},
+		{"GET", "/api/v1/me"}, // 401
+		{"GET", "/no/such/path"},
+		{"DELETE", "/healthz"}, // 405
+		{"GET", "/api/v1/openapi.json"},
+		{"GET", "/api/docs"},
+		{"GET", "/api/docs/docs.js"},
+		{"GET", "/api/docs/docs.css"},
+	} {
+		resp, _ := fetch(t, tc.method, s.URL+tc.path)
+		h := resp.Header
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("X-Frame-Options") != "DENY" ||
+			h.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("%s %s (%d): headers %v lack nosniff, framing protection or Referrer-Policy", tc.method, tc.path, resp.StatusCode, h)
+		}
+		if n := len(h.Values("Content-Security-Policy")); n != 1 {
+			t.Errorf("%s %s: %d Content-Security-Policy headers, want 1", tc.method, tc.path, n)
+		}
+	}
+
+	resp, page := fetch(t, "GET", s.URL+"/api/docs")
+	csp := resp.Header.Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("/api/docs policy %q allows inline script or lacks script-src 'self'", csp)
+	}
+	if strings.Contains(page, "<script>") || strings.Contains(page, "<style>") || strings.Contains(page, " style=") {
+		t.Errorf("/api/docs has inline script or style, which its policy blocks")
+	}
+	for path, ct := range map[string]string{"/api/docs/docs.js": "text/javascript", "/api/docs/docs.css": "text/css"} {
+		resp, body := fetch(t, "GET", s.URL+path)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) || len(body) < 100 {
+			t.Errorf("%s = %d %s (%d bytes), want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body), ct)
+		}
+	}
+}
+
+// A known path with a method it does not serve gets 405 and an Allow header
+// listing exactly the methods it serves; an unknown path stays 404.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/healthz", "GET"},
+		{"DELETE", "/api/v1/me", "GET, PATCH"},
+		{"PUT", "/api/v1/auth/login", "POST"},
+		{"GET", "/api/v1/auth/logout", "POST"},
+		{"PUT", "/api/v1/stations/hsr", "GET, PATCH, DELETE"},
+		{"DELETE", "/api/v1/stations", "GET, POST"},
+	} {
+		resp, body := fetch(t, tc.method, s.URL+tc.path)
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || !strings.Contains(resp.Header.Get("Content-Type"), "problem+json") {
+			t.Errorf("%s %s = %d Allow %q %s, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body, tc.allow)
+		}
+	}
+	if resp, _ := fetch(t, "DELETE", s.URL+"/api/v1/nothing-here"); resp.StatusCode != 404 || resp.Header.Get("Allow") != "" {
+		t.Errorf("unknown path = %d Allow %q, want 404 without Allow", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// With Postgres refusing connections, /readyz says what is wrong without the
+// database's own words (names, addresses, SQLSTATEs); the log has them.
+func TestReadyzHidesDatabaseInternals(t *testing.T) {
+	dbURL := pgtest.URL(t)
+	s := startServer(t, dbURL, nil)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `ALTER DATABASE "`+dbName+`" ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(ctx, `ALTER DATABASE "`+dbName+`" ALLOW_CONNECTIONS true`) })
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbName); err != nil {
+		t.Fatal(err)
+	}
+
+	var body map[string]any
+	if code := getJSON(t, s.URL+"/readyz", &body); code != 503 || body["reason"] != "database unreachable" {
+		t.Fatalf("/readyz with Postgres refusing = %d %v, want 503 database unreachable", code, body)
+	}
+	// A second look, now that the pool must dial, answers the same.
+	if code := getJSON(t, s.URL+"/readyz", &body); code != 503 || body["reason"] != "database unreachable" {
+		t.Fatalf("/readyz again = %d %v, want 503 database unreachable", code, body)
+	}
+	if !strings.Contains(s.logs.String(), "SQLSTATE") {
+		t.Errorf("the log lacks the database's error:\n%s", s.logs.String())
+	}
+}
