@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -129,5 +130,48 @@ func TestReadyzHidesDatabaseInternals(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), "SQLSTATE") {
 		t.Errorf("the log lacks the database's error:\n%s", s.logs.String())
+	}
+}
+
+// A rider sees the driver's position in the trip only while holding a seat
+// on it: after cancelling, the trip is still theirs to read, the position
+// is not (the socket stops driver.location at the same moment), while the
+// rider who stays on sees it.
+func TestDriverPositionOnlyForRidersWithASeat(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	d := signUp(t, s, "driver", "D")
+	r1, r2 := signUp(t, s, "rider", "R1"), signUp(t, s, "rider", "R2")
+	dws := d.connect("")
+	rws := r1.connect("")
+	d.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
+	body := map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)}
+	req1 := r1.must(201, "POST", "/api/v1/ride-requests", body)
+	r2.must(201, "POST", "/api/v1/ride-requests", body)
+	w := newWalker(dws, 1500)
+	for w.next() {
+	}
+	tripID := decode[map[string]any](t, rws.next("event", "ride.matched", 5*time.Second))["trip_id"].(string)
+	path := "/api/v1/trips/" + tripID
+
+	seen := false
+	for i := 0; i < 30 && !seen; i++ {
+		_, seen = r1.must(200, "GET", path, nil)["driver_position"].(map[string]any)
+		if !seen {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !seen {
+		t.Fatal("the matched rider never saw driver_position")
+	}
+
+	r1.must(200, "POST", "/api/v1/ride-requests/"+req1["id"].(string)+"/cancel", nil)
+	got := r1.must(200, "GET", path, nil)
+	if pos, ok := got["driver_position"]; ok {
+		t.Fatalf("a rider who cancelled still sees the driver at %v (trip %v)", pos, got["status"])
+	}
+	for _, c := range []*client{r2, d} {
+		if got := c.must(200, "GET", path, nil); got["driver_position"] == nil {
+			t.Fatalf("%s lost the driver's position: %v", c.role, got)
+		}
 	}
 }

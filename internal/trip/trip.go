@@ -83,6 +83,21 @@ type View struct {
 	CreatedAt         time.Time   `json:"created_at"`
 }
 
+// SeesDriver reports whether p may see where the trip's driver is now: only
+// while the trip is under way, and only its driver, operators, and riders
+// who hold seats on it now. A rider who cancelled, was marked no-show, was
+// dropped off or released has no business following the driver, even
+// though the trip stays in their history.
+func (v View) SeesDriver(p httpx.Principal) bool {
+	if v.Status != Scheduled && v.Status != Active {
+		return false
+	}
+	if p.Role == httpx.RoleOperator || p.UserID == v.DriverID {
+		return true
+	}
+	return slices.ContainsFunc(v.Riders, func(r Rider) bool { return r.RiderID == p.UserID && r.holdsSeats() })
+}
+
 // EventView is one recorded move of a trip.
 type EventView struct {
 	Kind string         `json:"kind"`
