@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -172,6 +173,42 @@ func TestDriverPositionOnlyForRidersWithASeat(t *testing.T) {
 	for _, c := range []*client{r2, d} {
 		if got := c.must(200, "GET", path, nil); got["driver_position"] == nil {
 			t.Fatalf("%s lost the driver's position: %v", c.role, got)
+		}
+	}
+}
+
+// The probe's lock-out: eleven wrong passwords for each of three accounts
+// from one address. The owners, signing in from their own addresses, get
+// in; the guessing address is refused.
+func TestSignInGuessesDoNotLockOwnersOut(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), map[string]string{"LASTMILE_TRUSTED_PROXIES": "127.0.0.1/32"})
+	var victims []string
+	for i := range 3 {
+		email := fmt.Sprintf("victim%d-%d@example.com", i, time.Now().UnixNano())
+		anon := &client{tb: t, base: s.URL}
+		anon.must(201, "POST", "/api/v1/auth/signup", map[string]any{"email": email, "password": "owner password 1", "name": "V", "role": "rider"})
+		victims = append(victims, email)
+	}
+	attacker := &client{tb: t, base: s.URL}
+	refused := 0
+	for _, email := range victims {
+		for range 11 {
+			code := attacker.do("POST", "/api/v1/auth/login", map[string]any{"email": email, "password": "guess"}, nil, "X-Forwarded-For", "198.51.100.66")
+			if code == 429 {
+				refused++
+			} else if code != 401 {
+				t.Fatalf("guess = %d, want 401 or 429", code)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("33 guesses from one address were never refused")
+	}
+	for i, email := range victims {
+		owner := &client{tb: t, base: s.URL}
+		if code := owner.do("POST", "/api/v1/auth/login", map[string]any{"email": email, "password": "owner password 1"}, nil,
+			"X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1)); code != 200 {
+			t.Errorf("owner of %s from their own address = %d, want 200", email, code)
 		}
 	}
 }

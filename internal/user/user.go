@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"runtime"
 	"slices"
@@ -60,15 +62,24 @@ type SessionCloser interface {
 }
 
 // Config tunes accounts.
+//
+// The limits count in fixed windows of LoginWindow, shared by every replica
+// through Postgres. Zero means the default; a negative value turns a limit
+// off. None of them lets a stranger lock an account out: what one address
+// did never refuses another address.
 type Config struct {
 	// TokenTTL is how long a token works after sign-in (default 30 days).
 	TokenTTL time.Duration
-	// LoginLimit is how many sign-in attempts one email, and one client
-	// address, may make per LoginWindow (default 10 per minute).
+	// LoginLimit is how many sign-in attempts one client address may have
+	// checked per LoginWindow (default 10). Refused attempts do not count.
 	LoginLimit  int
 	LoginWindow time.Duration
+	// LoginFailures is how many wrong passwords one client address may try
+	// for one email per LoginWindow (default 5); the same email from other
+	// addresses is not affected.
+	LoginFailures int
 	// SignUpLimit is how many accounts one client address may create per
-	// LoginWindow (default 10).
+	// LoginWindow (default 10). Refused and invalid sign-ups do not count.
 	SignUpLimit int
 }
 
@@ -76,13 +87,16 @@ func (c *Config) defaults() {
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 30 * 24 * time.Hour
 	}
-	if c.LoginLimit <= 0 {
+	if c.LoginLimit == 0 {
 		c.LoginLimit = 10
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
 	}
-	if c.SignUpLimit <= 0 {
+	if c.LoginFailures == 0 {
+		c.LoginFailures = 5
+	}
+	if c.SignUpLimit == 0 {
 		c.SignUpLimit = 10
 	}
 }
@@ -172,6 +186,15 @@ func (s *Service) Create(ctx context.Context, in SignUpInput) (User, error) {
 }
 
 func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Role) (User, error) {
+	in, err := validSignUp(in, roles...)
+	if err != nil {
+		return User{}, err
+	}
+	return s.insert(ctx, in)
+}
+
+// validSignUp returns in normalised, or an error naming every bad field.
+func validSignUp(in SignUpInput, roles ...httpx.Role) (SignUpInput, error) {
 	var v fault.Validation
 	in.Email = normalizeEmail(&v, in.Email)
 	checkPasswordRules(&v, in.Password)
@@ -183,9 +206,11 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Rol
 		}
 		v.Add("role", "must be one of: "+strings.Join(names, ", "))
 	}
-	if err := v.Err(); err != nil {
-		return User{}, err
-	}
+	return in, v.Err()
+}
+
+// insert stores a valid account.
+func (s *Service) insert(ctx context.Context, in SignUpInput) (User, error) {
 	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return User{}, err
@@ -201,14 +226,18 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Rol
 	return toUser(row), nil
 }
 
-// SignUp creates a rider or driver account and signs it in. Sign-ups are
-// limited per client address (SignUpLimit per LoginWindow); over the limit
-// it returns an *httpx.RetryAfter of kind RateLimited.
+// SignUp creates a rider or driver account and signs it in. Valid sign-ups
+// are limited per client address (SignUpLimit per LoginWindow); over the
+// limit it returns an *httpx.RetryAfter of kind RateLimited.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string) (Session, error) {
-	if err := s.limitTo(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+clientAddr); err != nil {
+	in, err := validSignUp(in, httpx.RoleRider, httpx.RoleDriver)
+	if err != nil {
 		return Session{}, err
 	}
-	u, err := s.create(ctx, in, httpx.RoleRider, httpx.RoleDriver)
+	if err := s.take(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+limitAddr(clientAddr)); err != nil {
+		return Session{}, err
+	}
+	u, err := s.insert(ctx, in)
 	if err != nil {
 		return Session{}, err
 	}
@@ -219,22 +248,41 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string)
 	return Session{Token: tok, User: u}, nil
 }
 
-// SignIn checks an email and password and returns a new token. Attempts are
-// limited per email and per client address; over the limit it returns an
-// *httpx.RetryAfter of kind RateLimited. A wrong email and a wrong password
-// get the same ErrWrongPassword, after the same amount of work.
+// SignIn checks an email and password and returns a new token. A wrong
+// email and a wrong password get the same ErrWrongPassword, after the same
+// amount of work.
+//
+// Attempts are limited so that nobody can lock an account out: an address
+// that tried LoginFailures wrong passwords for an email is refused for that
+// email (others, the owner's included, are not), and an address may have
+// LoginLimit attempts checked in all. Refused attempts are neither checked
+// nor counted. Over a limit it returns an *httpx.RetryAfter of kind
+// RateLimited.
 func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string) (Session, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if len(email) > 254 || len(password) > 4*128 {
 		return Session{}, ErrWrongPassword
 	}
-	if err := s.limitTo(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:email:"+email, "login:addr:"+clientAddr); err != nil {
+	addr := limitAddr(clientAddr)
+	failKey := "login:fail:" + addr + ":" + email
+	if s.cfg.LoginFailures > 0 {
+		now := s.now()
+		window := now.Truncate(s.cfg.LoginWindow)
+		fails, err := s.q.RateLimitHits(ctx, userdb.RateLimitHitsParams{Key: failKey, WindowStart: window})
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return Session{}, fmt.Errorf("count failed sign-ins: %w", err)
+		}
+		if int(fails) >= s.cfg.LoginFailures {
+			return Session{}, &httpx.RetryAfter{Err: errTooManyLogins, Delay: window.Add(s.cfg.LoginWindow).Sub(now)}
+		}
+	}
+	if err := s.take(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:addr:"+addr); err != nil {
 		return Session{}, err
 	}
 	row, err := s.q.GetUserByEmail(ctx, email)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, _ = s.check(ctx, s.dummyHash, password)
-		return Session{}, ErrWrongPassword
+		return Session{}, s.failed(ctx, failKey)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("look up user: %w", err)
@@ -244,7 +292,7 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 		return Session{}, err
 	}
 	if !ok {
-		return Session{}, ErrWrongPassword
+		return Session{}, s.failed(ctx, failKey)
 	}
 	tok, err := s.issueToken(ctx, row.ID)
 	if err != nil {
@@ -253,26 +301,49 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	return Session{Token: tok, User: toUser(row)}, nil
 }
 
-// limitTo counts one hit against each key in the current window, shared by
-// every replica through Postgres, and refuses with refusal when any key is
-// over max.
-func (s *Service) limitTo(ctx context.Context, max int, refusal error, keys ...string) error {
+// failed counts a wrong password against key and returns ErrWrongPassword.
+func (s *Service) failed(ctx context.Context, key string) error {
+	if s.cfg.LoginFailures <= 0 {
+		return ErrWrongPassword
+	}
+	if _, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: key, WindowStart: s.now().Truncate(s.cfg.LoginWindow)}); err != nil {
+		return fmt.Errorf("count failed sign-in: %w", err)
+	}
+	return ErrWrongPassword
+}
+
+// take counts one hit against key in the current window when the key is
+// under max, shared by every replica through Postgres; at max it writes
+// nothing and refuses with refusal. A max of zero or less is no limit.
+func (s *Service) take(ctx context.Context, max int, refusal error, key string) error {
+	if max <= 0 {
+		return nil
+	}
 	now := s.now()
 	window := now.Truncate(s.cfg.LoginWindow)
-	over := false
-	for _, k := range keys {
-		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: k, WindowStart: window})
-		if err != nil {
-			return fmt.Errorf("count sign-in attempt: %w", err)
-		}
-		if int(hits) > max {
-			over = true
-		}
-	}
-	if over {
+	_, err := s.q.TakeRateLimit(ctx, userdb.TakeRateLimitParams{Key: key, WindowStart: window, Max: int32(min(max, math.MaxInt32))})
+	if errors.Is(err, pgx.ErrNoRows) {
 		return &httpx.RetryAfter{Err: refusal, Delay: window.Add(s.cfg.LoginWindow).Sub(now)}
 	}
+	if err != nil {
+		return fmt.Errorf("count attempt: %w", err)
+	}
 	return nil
+}
+
+// limitAddr is the part of a client address that limits count against:
+// the address itself for IPv4, its /64 for IPv6 (one subscriber usually
+// holds a whole /64, so counting single IPv6 addresses limits nothing).
+func limitAddr(clientAddr string) string {
+	a, err := netip.ParseAddr(clientAddr)
+	if err != nil {
+		return clientAddr
+	}
+	if a = a.Unmap().WithZone(""); a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {

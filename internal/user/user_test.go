@@ -295,26 +295,51 @@ func TestSignUpRateLimit(t *testing.T) {
 	}
 }
 
-// The per-email limit holds even when the attempts come from many
-// addresses (a botnet guessing one account's password).
-func TestSignInLimitPerEmailAcrossAddresses(t *testing.T) {
-	e := newEnv(t, Config{LoginLimit: 3})
+// Wrong passwords from one address never lock the account's owner out:
+// the address that failed is refused for that email, every other address
+// (the owner's) still signs in, and a refused attempt writes nothing.
+func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
+	e := newEnv(t, Config{LoginLimit: -1, LoginFailures: 3})
 	ctx := context.Background()
-	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "target@example.com", Password: "right password", Name: "T", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if _, err := e.svc.SignIn(ctx, "target@example.com", "guess", fmt.Sprintf("198.51.100.%d", i)); !errors.Is(err, ErrWrongPassword) {
-			t.Fatalf("attempt %d: %v, want wrong password", i+1, err)
+	for _, email := range []string{"victim@example.com", "other@example.com"} {
+		if _, err := e.svc.SignUp(ctx, SignUpInput{Email: email, Password: "right password", Name: "V", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+			t.Fatal(err)
 		}
 	}
-	_, err := e.svc.SignIn(ctx, "target@example.com", "right password", "203.0.113.50")
-	var ra *httpx.RetryAfter
-	if !errors.As(err, &ra) || !errors.Is(err, fault.Of(fault.RateLimited)) {
-		t.Fatalf("4th attempt from a new address = %v, want rate limited", err)
+	const attacker, owner = "198.51.100.7", "203.0.113.50"
+	for i := range 3 {
+		if _, err := e.svc.SignIn(ctx, "victim@example.com", "guess", attacker); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("guess %d: %v, want wrong password", i+1, err)
+		}
 	}
-	// Another account from those addresses is not affected.
-	if _, err := e.svc.SignIn(ctx, "other@example.com", "x", "203.0.113.51"); !errors.Is(err, ErrWrongPassword) {
-		t.Fatalf("another email = %v, want wrong password (not limited)", err)
+	rows := func() (n int) {
+		if err := e.svc.pool.QueryRow(ctx, "SELECT coalesce(sum(hits), 0) FROM rate_limits").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := rows()
+	for range 5 {
+		_, err := e.svc.SignIn(ctx, "victim@example.com", "right password", attacker)
+		var ra *httpx.RetryAfter
+		if !errors.As(err, &ra) || !errors.Is(err, fault.Of(fault.RateLimited)) {
+			t.Fatalf("the failing address after its failures = %v, want rate limited", err)
+		}
+	}
+	if after := rows(); after != before {
+		t.Errorf("refused attempts wrote to the database: hits %d -> %d", before, after)
+	}
+	if _, err := e.svc.SignIn(ctx, "victim@example.com", "right password", owner); err != nil {
+		t.Fatalf("the owner from another address = %v, want signed in", err)
+	}
+	if _, err := e.svc.SignIn(ctx, "other@example.com", "right password", attacker); err != nil {
+		t.Fatalf("another account from the failing address = %v, want signed in", err)
+	}
+	// An IPv6 client counts by its /64: hopping addresses inside it does not help.
+	for i := range 3 {
+		_, _ = e.svc.SignIn(ctx, "victim@example.com", "guess", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	}
+	if _, err := e.svc.SignIn(ctx, "victim@example.com", "guess", "2001:db8:1:2::ffff"); !errors.Is(err, fault.Of(fault.RateLimited)) {
+		t.Fatalf("a fourth address in the same /64 = %v, want rate limited", err)
 	}
 }
