@@ -168,6 +168,10 @@ func checkPasswordRules(v *fault.Validation, password string) {
 		v.Add("password", "must be at least 8 characters")
 	case n > 128:
 		v.Add("password", "must be at most 128 characters")
+	case strings.TrimSpace(password) == "":
+		v.Add("password", "may not be only spaces")
+	case isCommonPassword(password):
+		v.Add("password", "is one of the most common passwords; choose another")
 	}
 }
 

@@ -206,7 +206,7 @@ func TestExpiredTokenIsRejected(t *testing.T) {
 
 func TestSignUpValidation(t *testing.T) {
 	e := newEnv(t, Config{})
-	e.call(t, "POST", "/api/v1/auth/signup", "", map[string]any{"email": "taken@example.com", "password": "12345678", "name": "T", "role": "rider"})
+	e.call(t, "POST", "/api/v1/auth/signup", "", map[string]any{"email": "taken@example.com", "password": "metro ride 42", "name": "T", "role": "rider"})
 	tests := []struct {
 		name       string
 		body       any
@@ -214,14 +214,19 @@ func TestSignUpValidation(t *testing.T) {
 		wantFields []string
 	}{
 		{"everything missing", map[string]any{}, 422, []string{"email", "password", "name", "role"}},
-		{"bad email", map[string]any{"email": "not an email", "password": "12345678", "name": "A", "role": "rider"}, 422, []string{"email"}},
-		{"display name email", map[string]any{"email": "A <a@example.com>", "password": "12345678", "name": "A", "role": "rider"}, 422, []string{"email"}},
+		{"bad email", map[string]any{"email": "not an email", "password": "metro ride 42", "name": "A", "role": "rider"}, 422, []string{"email"}},
+		{"display name email", map[string]any{"email": "A <a@example.com>", "password": "metro ride 42", "name": "A", "role": "rider"}, 422, []string{"email"}},
 		{"short password", map[string]any{"email": "a@example.com", "password": "1234567", "name": "A", "role": "rider"}, 422, []string{"password"}},
 		{"long password", map[string]any{"email": "a@example.com", "password": strings.Repeat("x", 129), "name": "A", "role": "rider"}, 422, []string{"password"}},
-		{"operator by sign-up", map[string]any{"email": "a@example.com", "password": "12345678", "name": "A", "role": "operator"}, 422, []string{"role"}},
-		{"blank name", map[string]any{"email": "a@example.com", "password": "12345678", "name": "   ", "role": "driver"}, 422, []string{"name"}},
-		{"email taken in another case", map[string]any{"email": "TAKEN@example.com", "password": "12345678", "name": "T", "role": "driver"}, 409, nil},
-		{"unknown field", `{"email":"a@example.com","password":"12345678","name":"A","role":"rider","admin":true}`, 400, nil},
+		{"common password", map[string]any{"email": "a@example.com", "password": "password", "name": "A", "role": "rider"}, 422, []string{"password"}},
+		{"common digits", map[string]any{"email": "a@example.com", "password": "12345678", "name": "A", "role": "rider"}, 422, []string{"password"}},
+		{"common password in capitals with spaces", map[string]any{"email": "a@example.com", "password": " Password1 ", "name": "A", "role": "rider"}, 422, []string{"password"}},
+		{"eight spaces", map[string]any{"email": "a@example.com", "password": "        ", "name": "A", "role": "rider"}, 422, []string{"password"}},
+		{"only unicode spaces", map[string]any{"email": "a@example.com", "password": "\u2003\u2003\u2003\u2003\t\t\u00a0\u00a0", "name": "A", "role": "rider"}, 422, []string{"password"}},
+		{"operator by sign-up", map[string]any{"email": "a@example.com", "password": "metro ride 42", "name": "A", "role": "operator"}, 422, []string{"role"}},
+		{"blank name", map[string]any{"email": "a@example.com", "password": "metro ride 42", "name": "   ", "role": "driver"}, 422, []string{"name"}},
+		{"email taken in another case", map[string]any{"email": "TAKEN@example.com", "password": "metro ride 42", "name": "T", "role": "driver"}, 409, nil},
+		{"unknown field", `{"email":"a@example.com","password":"metro ride 42","name":"A","role":"rider","admin":true}`, 400, nil},
 		{"wrong type", `{"email":"a@example.com","password":12345678,"name":"A","role":"rider"}`, 422, []string{"password"}},
 		{"not json", `email=a`, 400, nil},
 		{"two objects", `{} {}`, 400, nil},
