@@ -212,3 +212,28 @@ func TestSignInGuessesDoNotLockOwnersOut(t *testing.T) {
 		}
 	}
 }
+
+// Text other people read is NFC and free of invisible and control
+// characters on every path that writes it; emails are plain ASCII mailboxes.
+func TestHumanTextIsCleanEverywhere(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	d := signUp(t, s, "driver", "D")
+	ops := operator(t, s, url)
+	anon := &client{tb: t, base: s.URL}
+	for _, email := range []string{"x@[127.0.0.1]", "x@127.0.0.1", "a\u200b@example.com", "p\u0430ypal@example.com"} {
+		wantFields(t, anon.must(422, "POST", "/api/v1/auth/signup", map[string]any{"email": email, "password": "metro ride 42", "name": "A", "role": "rider"}), "email")
+	}
+	for _, bad := range []string{"Ravi\u202egnp", "Ra\u200bvi", "Ravi\nAdmin", "Ravi\a", "\u2066Ravi"} {
+		wantFields(t, d.must(422, "PATCH", "/api/v1/me", map[string]any{"name": bad}), "name")
+		wantFields(t, d.must(422, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2, "vehicle": "white Swift " + bad}), "vehicle")
+		wantFields(t, ops.must(422, "PATCH", "/api/v1/stations/"+hsrStation, map[string]any{"name": bad}), "name")
+		wantFields(t, ops.must(422, "POST", "/api/v1/stations/"+hsrStation+"/areas", map[string]any{"id": "new-area", "name": bad, "lat": 12.91, "lng": 77.64}), "name")
+	}
+	if got := d.must(200, "GET", "/api/v1/me", nil); got["name"] != "D" {
+		t.Fatalf("refused names changed the profile: %v", got)
+	}
+	if got := d.must(200, "PATCH", "/api/v1/me", map[string]any{"name": "Jose\u0301"}); got["name"] != "Jos\u00e9" {
+		t.Fatalf("name = %q, want it in NFC", got["name"])
+	}
+}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/text"
 	"github.com/lastmile/lastmile/internal/user/internal/userdb"
 )
 
@@ -143,20 +144,75 @@ type SignUpInput struct {
 
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{4,22}[0-9]$`)
 
+// emailLocal is the dot-atom of RFC 5322 in ASCII; emailLabel one DNS label
+// of a host name (letters, digits, inner hyphens; xn-- for IDN).
+var (
+	emailLocal = regexp.MustCompile(`^[a-z0-9!#$%&'*+/=?^_{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_{|}~-]+)*$`)
+	emailLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// normalizeEmail lower-cases email and refuses anything but a plain
+// mailbox: user@host.domain, all in ASCII (an internationalised domain is
+// written in its xn-- form), a dot-atom local part (no quotes, comments or
+// display name) and a host name (no address literal such as [127.0.0.1] or
+// bare IP). ASCII only is the rule that shuts out look-alikes (a Cyrillic
+// "а" in "pаypal") and invisible characters at once, at the price of
+// refusing the rare mailbox whose local part is not ASCII.
 func normalizeEmail(v *fault.Validation, email string) string {
 	email = strings.ToLower(strings.TrimSpace(email))
+	local, domain, _ := strings.Cut(email, "@")
+	if i := strings.LastIndexByte(email, '@'); i >= 0 {
+		local, domain = email[:i], email[i+1:]
+	}
+	const want = "must be an email address like name@example.com"
 	switch {
 	case email == "":
 		v.Add("email", "is required")
 	case len(email) > 254:
 		v.Add("email", "must be at most 254 characters")
+	case !isPrintableASCII(email):
+		v.Add("email", "must be written in ASCII letters, digits and punctuation (write an internationalised domain in its xn-- form)")
+	case strings.HasPrefix(domain, "["):
+		v.Add("email", "must name a host, not an address literal such as [127.0.0.1]")
+	case isIP(domain):
+		v.Add("email", "must name a host, not an IP address")
+	case !emailLocal.MatchString(local) || len(local) > 64 || !isHostName(domain):
+		v.Add("email", want)
 	default:
-		addr, err := mail.ParseAddress(email)
-		if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-			v.Add("email", "must be an email address like name@example.com")
+		if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+			v.Add("email", want)
 		}
 	}
 	return email
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// isHostName reports whether host is a DNS name of at least two labels
+// whose last label (the top-level domain) is not all digits.
+func isHostName(host string) bool {
+	labels := strings.Split(host, ".")
+	if len(labels) < 2 || len(host) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if !emailLabel.MatchString(l) {
+			return false
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
 
 func checkPasswordRules(v *fault.Validation, password string) {
@@ -176,10 +232,16 @@ func checkPasswordRules(v *fault.Validation, password string) {
 }
 
 func checkName(v *fault.Validation, name string) string {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
-	v.Check(n >= 1, "name", "is required")
-	v.Check(n <= 100, "name", "must be at most 100 characters")
+	name, problem := text.Line(name)
+	n := text.Len(name)
+	switch {
+	case problem != "":
+		v.Add("name", problem)
+	case n < 1:
+		v.Add("name", "is required")
+	case n > 100:
+		v.Add("name", "must be at most 100 characters")
+	}
 	return name
 }
 
