@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -236,4 +239,23 @@ func TestHumanTextIsCleanEverywhere(t *testing.T) {
 	if got := d.must(200, "PATCH", "/api/v1/me", map[string]any{"name": "Jose\u0301"}); got["name"] != "Jos\u00e9" {
 		t.Fatalf("name = %q, want it in NFC", got["name"])
 	}
+}
+
+// A push endpoint at a special-purpose address is refused when subscribing
+// (IP literals) and again when dialling (names, after DNS; see notify).
+func TestPushEndpointsMustBePublic(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	r := signUp(t, s, "rider", "R")
+	key, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]any{
+		"p256dh": base64.RawURLEncoding.EncodeToString(key.PublicKey().Bytes()),
+		"auth":   base64.RawURLEncoding.EncodeToString(make([]byte, 16)),
+	}
+	for _, host := range []string{"100.100.100.200", "198.18.0.1", "192.0.0.170", "0.0.0.0", "240.0.0.1", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]", "[2001::1]", "127.0.0.1", "[::1]"} {
+		wantFields(t, r.must(422, "POST", "/api/v1/push-subscriptions", map[string]any{"endpoint": "https://" + host + "/push/abc", "keys": keys}), "endpoint")
+	}
+	r.must(201, "POST", "/api/v1/push-subscriptions", map[string]any{"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": keys})
 }
