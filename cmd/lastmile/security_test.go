@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
@@ -258,4 +259,37 @@ func TestPushEndpointsMustBePublic(t *testing.T) {
 		wantFields(t, r.must(422, "POST", "/api/v1/push-subscriptions", map[string]any{"endpoint": "https://" + host + "/push/abc", "keys": keys}), "endpoint")
 	}
 	r.must(201, "POST", "/api/v1/push-subscriptions", map[string]any{"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": keys})
+}
+
+// RFC 6455: a text message that is not UTF-8 closes the socket with 1007,
+// a binary message with 1003; a good message before either is answered.
+func TestSocketRefusesBinaryAndInvalidUTF8(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	d := signUp(t, s, "driver", "D")
+	for _, tc := range []struct {
+		name string
+		typ  websocket.MessageType
+		data []byte
+		want websocket.StatusCode
+	}{
+		{"invalid UTF-8 text", websocket.MessageText, []byte("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"), websocket.StatusInvalidFramePayloadData},
+		{"overlong encoding", websocket.MessageText, []byte("{\"type\":\"\xc0\xafping\"}"), websocket.StatusInvalidFramePayloadData},
+		{"binary JSON", websocket.MessageBinary, []byte(`{"type":"ping"}`), websocket.StatusUnsupportedData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := d.connect("")
+			ws.send(map[string]any{"type": "ping"})
+			ws.next("pong", "", 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := ws.conn.Write(ctx, tc.typ, tc.data); err != nil {
+				t.Fatal(err)
+			}
+			for range ws.msgs {
+			}
+			if got := websocket.CloseStatus(ws.closeErr); got != tc.want {
+				t.Fatalf("closed with %d (%v), want %d", got, ws.closeErr, tc.want)
+			}
+		})
+	}
 }
