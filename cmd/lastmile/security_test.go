@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,4 +293,43 @@ func TestSocketRefusesBinaryAndInvalidUTF8(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The areas-per-station limit holds however the areas arrive: with the
+// station, or one request at a time, concurrently.
+func TestAreaLimitHoldsOneAtATime(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	ops := operator(t, s, url)
+	areas := make([]map[string]any, 99)
+	for i := range areas {
+		areas[i] = map[string]any{"id": fmt.Sprintf("cap-area-%d", i), "name": fmt.Sprintf("Area %d", i), "lat": 12.9, "lng": 77.6}
+	}
+	ops.must(201, "POST", "/api/v1/stations", map[string]any{"id": "cap-station", "name": "Cap", "lat": 12.9, "lng": 77.6, "areas": areas})
+
+	codes := make(chan int, 8)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			codes <- ops.do("POST", "/api/v1/stations/cap-station/areas", map[string]any{"id": fmt.Sprintf("cap-extra-%d", i), "name": "Extra", "lat": 12.9, "lng": 77.6}, nil)
+		})
+	}
+	wg.Wait()
+	close(codes)
+	created := 0
+	for c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 409:
+		default:
+			t.Errorf("concurrent area = %d, want 201 or 409", c)
+		}
+	}
+	st := ops.must(200, "GET", "/api/v1/stations/cap-station", nil)
+	if n := len(st["areas"].([]any)); created != 1 || n != 100 {
+		t.Fatalf("%d of 8 concurrent areas created, station has %d; want 1 and 100", created, n)
+	}
+	ops.must(409, "POST", "/api/v1/stations/cap-station/areas", map[string]any{"id": "cap-one-more", "name": "More", "lat": 12.9, "lng": 77.6})
+	ops.must(404, "POST", "/api/v1/stations/no-such-station/areas", map[string]any{"id": "cap-nowhere", "name": "N", "lat": 12.9, "lng": 77.6})
 }
