@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -332,4 +334,42 @@ func TestAreaLimitHoldsOneAtATime(t *testing.T) {
 	}
 	ops.must(409, "POST", "/api/v1/stations/cap-station/areas", map[string]any{"id": "cap-one-more", "name": "More", "lat": 12.9, "lng": 77.6})
 	ops.must(404, "POST", "/api/v1/stations/no-such-station/areas", map[string]any{"id": "cap-nowhere", "name": "N", "lat": 12.9, "lng": 77.6})
+}
+
+// The probe's GTFS faults through the command operators run: a NUL in a
+// name and an over-long field are refused naming the line, quoting at most
+// a short prefix, and nothing is imported.
+func TestStationsImportRefusesBadFieldsByLine(t *testing.T) {
+	url := pgtest.URL(t)
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ feed, want string }{
+		"nul":  {"stop_id,stop_name,stop_lat,stop_lon\nA1,Alpha,12.9,77.6\nB2,Be\x00ta,12.8,77.7\n", "stops.txt line 3: stop_name must not contain control characters"},
+		"long": {"stop_id,stop_name,stop_lat,stop_lon\nA1,Alpha,12.9,77.6\nB2,Beta,12.8," + strings.Repeat("7", 1<<20) + "\n", "stops.txt line 3: the row is longer than 64 KiB"},
+		"id":   {"stop_id,stop_name,stop_lat,stop_lon\nA1,Alpha,12.9,77.6\n" + strings.Repeat("B", 5000) + ",Beta,12.8,77.7\n", "stops.txt line 3: stop_id"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, name+".txt")
+			if err := os.WriteFile(file, []byte(tc.feed), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut strings.Builder
+			err := run(context.Background(), []string{"lastmile", "stations", "import", "--log-format", "json", file},
+				func(k string) string { return map[string]string{"DATABASE_URL": url}[k] }, strings.NewReader(""), &out, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("import = %v, want an error containing %q", err, tc.want)
+			}
+			if len(err.Error()) > 300 || strings.Contains(err.Error(), "SQLSTATE") {
+				t.Fatalf("error %.300q is long or a database error", err)
+			}
+		})
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM stations WHERE id IN ('a1', 'b2')").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d stations of refused feeds imported (%v)", n, err)
+	}
 }
