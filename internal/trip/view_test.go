@@ -5,7 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 func TestSeesDriver(t *testing.T) {
@@ -17,11 +17,11 @@ func TestSeesDriver(t *testing.T) {
 		}
 		return v
 	}
-	asRider := httpx.Principal{UserID: rider, Role: httpx.RoleRider}
+	asRider := identity.Principal{UserID: rider, Role: identity.RoleRider}
 	tests := []struct {
 		name string
 		v    View
-		p    httpx.Principal
+		p    identity.Principal
 		want bool
 	}{
 		{"matched rider", view(Scheduled, RiderMatched), asRider, true},
@@ -31,11 +31,11 @@ func TestSeesDriver(t *testing.T) {
 		{"rider dropped off while the trip goes on", view(Active, RiderDroppedOff), asRider, false},
 		{"rider released", view(Scheduled, RiderReleased), asRider, false},
 		{"rider who cancelled and joined again", view(Scheduled, RiderCancelled, RiderMatched), asRider, true},
-		{"another rider", view(Active, RiderPickedUp), httpx.Principal{UserID: other, Role: httpx.RoleRider}, false},
-		{"the driver", view(Active, RiderPickedUp), httpx.Principal{UserID: driver, Role: httpx.RoleDriver}, true},
-		{"an operator", view(Scheduled), httpx.Principal{UserID: other, Role: httpx.RoleOperator}, true},
+		{"another rider", view(Active, RiderPickedUp), identity.Principal{UserID: other, Role: identity.RoleRider}, false},
+		{"the driver", view(Active, RiderPickedUp), identity.Principal{UserID: driver, Role: identity.RoleDriver}, true},
+		{"an operator", view(Scheduled), identity.Principal{UserID: other, Role: identity.RoleOperator}, true},
 		{"rider after the trip completed", view(Completed, RiderDroppedOff), asRider, false},
-		{"operator after the trip was cancelled", view(Cancelled), httpx.Principal{UserID: other, Role: httpx.RoleOperator}, false},
+		{"operator after the trip was cancelled", view(Cancelled), identity.Principal{UserID: other, Role: identity.RoleOperator}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

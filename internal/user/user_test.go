@@ -21,6 +21,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -48,15 +49,15 @@ type testEnv struct {
 func newEnv(tb testing.TB, cfg Config) *testEnv {
 	tb.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	svc, err := New(pgtest.New(tb), cfg, logger)
+	pool := pgtest.New(tb)
+	sessions := &fakeSessions{}
+	svc, err := New(pool, cfg, sessions, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions := &fakeSessions{}
-	svc.UseSessions(sessions)
 	r := chi.NewRouter()
 	r.Use(httpx.NewMetrics(prometheus.NewRegistry()).Observe(logger), httpx.LimitBody)
-	NewHandler(svc).Routes(r, httpx.RequireAuth(svc))
+	NewHandler(svc).Routes(r, httpx.RequireAuth(NewTokens(pool)))
 	srv := httptest.NewServer(r)
 	tb.Cleanup(srv.Close)
 	return &testEnv{svc: svc, srv: srv, sessions: sessions}
@@ -187,7 +188,7 @@ func TestBadTokens(t *testing.T) {
 
 func TestExpiredTokenIsRejected(t *testing.T) {
 	e := newEnv(t, Config{TokenTTL: time.Hour})
-	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: httpx.RoleRider}, "192.0.2.1")
+	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: identity.RoleRider}, "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestSignUpValidation(t *testing.T) {
 func TestSignInRateLimit(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: 3, LoginWindow: time.Minute})
 	ctx := context.Background()
-	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	base := time.Date(2026, 11, 25, 10, 0, 10, 0, time.UTC)
@@ -322,7 +323,7 @@ func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: -1, LoginFailures: 3})
 	ctx := context.Background()
 	for _, email := range []string{"victim@example.com", "other@example.com"} {
-		if _, err := e.svc.SignUp(ctx, SignUpInput{Email: email, Password: "right password", Name: "V", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+		if _, err := e.svc.SignUp(ctx, SignUpInput{Email: email, Password: "right password", Name: "V", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,8 +342,7 @@ func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
 	before := rows()
 	for range 5 {
 		_, err := e.svc.SignIn(ctx, "victim@example.com", "right password", attacker)
-		var ra *httpx.RetryAfter
-		if !errors.As(err, &ra) || !errors.Is(err, fault.Of(fault.RateLimited)) {
+		if _, ok := fault.RetryAfterOf(err); !ok || !errors.Is(err, fault.Of(fault.RateLimited)) {
 			t.Fatalf("the failing address after its failures = %v, want rate limited", err)
 		}
 	}
