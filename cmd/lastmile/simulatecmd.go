@@ -175,7 +175,9 @@ func simulateInProcess(ctx context.Context, f simulateFlags, opts simulate.Optio
 
 	listening := make(chan string, 1)
 	cfg.onListen = func(addr string) { listening <- addr }
-	serveCtx, stopServe := context.WithCancel(ctx)
+	// The server outlives an interrupt of the simulation: the checks at
+	// the end still read it.
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- serve(serveCtx, cfg, logger, io.Discard) }()

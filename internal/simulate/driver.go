@@ -375,7 +375,8 @@ func (d *driverAgent) run(ctx context.Context, first *DriverPlan) error {
 		d.round(ctx, *first)
 	}
 	for d.w.demo && ctx.Err() == nil {
-		p := d.w.nextRound(d.idx, d.pos)
+		p := d.w.nextRound(d.idx, d.pos, first == nil)
+		first = &p
 		d.round(ctx, p)
 	}
 	return nil

@@ -155,13 +155,16 @@ func (w *world) present(riderID string) bool {
 	return !ok || r.present()
 }
 
-// nextRound draws a demo driver's next round, from where it stands to one
-// of the stations nearest to it.
-func (w *world) nextRound(driver int, from geo.Point) DriverPlan {
+// nextRound draws a demo driver's next round: its first from anywhere,
+// later ones from where it stands to one of the stations nearest to it.
+func (w *world) nextRound(driver int, from geo.Point, first bool) DriverPlan {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := w.gen.driverFrom(driver, time.Duration(float64(time.Since(w.t0))*w.speedup), from)
-	return p
+	now := time.Duration(float64(time.Since(w.t0)) * w.speedup)
+	if first {
+		return w.gen.driver(driver, now)
+	}
+	return w.gen.driverFrom(driver, now, from)
 }
 
 // recruit gives idle demo riders rides this round can take.
@@ -227,8 +230,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	span := time.Duration(float64(o.Duration) * o.Speedup)
-	if o.Demo {
-		span = 20 * time.Minute
+	if o.Demo { // short approaches, so something happens within a minute
+		span = 5 * time.Minute
 	}
 	var sc Scenario
 	w.gen = newGenerator(stations, span, o.Seed)
