@@ -114,7 +114,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	var cfg config
 	fs := newFlagSet("migrate", "lastmile migrate [flags]", stderr)
 	cfg.register(fs)
-	if err := fs.parse(args, getenv); err != nil {
+	if err := cfg.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	logger, err := cfg.newLogger(stderr)

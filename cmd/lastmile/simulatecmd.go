@@ -15,7 +15,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/simulate"
 	"github.com/lastmile/lastmile/internal/user"
@@ -226,7 +226,7 @@ func simulationOperator(ctx context.Context, databaseURL string, logger *slog.Lo
 		return "", "", "", err
 	}
 	defer pool.Close()
-	users, err := user.New(pool, user.Config{}, logger)
+	users, err := user.New(pool, user.Config{}, noSockets{}, logger)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -234,7 +234,7 @@ func simulationOperator(ctx context.Context, databaseURL string, logger *slog.Lo
 	_, _ = rand.Read(raw[:])
 	suffix := hex.EncodeToString(raw[:])
 	email, password = "sim-operator-"+suffix[:8]+"@simulate.example", "operator "+suffix
-	if _, err := users.Create(ctx, user.SignUpInput{Email: email, Password: password, Name: "Simulation operator", Role: httpx.RoleOperator}); err != nil {
+	if _, err := users.Create(ctx, user.SignUpInput{Email: email, Password: password, Name: "Simulation operator", Role: identity.RoleOperator}); err != nil {
 		return "", "", "", fmt.Errorf("create the simulation's operator: %w", err)
 	}
 	sess, err := users.SignIn(ctx, email, password, "127.0.0.1")

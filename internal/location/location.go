@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -84,11 +83,19 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	c.Limits.defaults()
-	c.Geometry.defaults()
 	if c.OfflineAfter <= 0 {
 		c.OfflineAfter = time.Minute
 	}
+	// A fix older than the offline window is refused, and one after a
+	// silence that long starts a new track.
+	if c.Limits.MaxAge <= 0 {
+		c.Limits.MaxAge = c.OfflineAfter
+	}
+	if c.Limits.NewTrackAfter <= 0 {
+		c.Limits.NewTrackAfter = c.OfflineAfter
+	}
+	c.Limits.defaults()
+	c.Geometry.defaults()
 	if c.ApproachEvery <= 0 {
 		c.ApproachEvery = 5 * time.Second
 	}
@@ -113,6 +120,7 @@ func (c *Config) defaults() {
 type driverState struct {
 	mu          sync.Mutex
 	last        *Fix
+	suspects    []Fix   // refused fixes that may re-anchor the track (Limits.Accept)
 	speed       float64 // smoothed m/s
 	limiter     *rate.Limiter
 	route       *Route
@@ -174,6 +182,7 @@ type metrics struct {
 	pubDropped  prometheus.Counter
 	drivers     prometheus.GaugeFunc
 	passDropped prometheus.Counter
+	restarted   prometheus.Counter
 }
 
 // New returns the location service.
@@ -198,10 +207,12 @@ func New(pool *pgxpool.Pool, cfg Config, routes RouteSource, sink Sink, pub Publ
 			Help: "driver.location messages dropped because the publish queue was full."}),
 		passDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_location_passed_dropped_total",
 			Help: "Station-passed records dropped because the queue was full (the station stays ahead until arrival)."}),
+		restarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_location_tracks_restarted_total",
+			Help: "Accepted fixes that began a driver's track anew: after a silence, or re-anchored on several refused fixes that agree."}),
 	}
 	s.metrics.drivers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_location_drivers",
 		Help: "Drivers whose fixes this replica holds in memory."}, func() float64 { return float64(s.count()) })
-	reg.MustRegister(s.metrics.fixes, s.metrics.approaches, s.metrics.written, s.metrics.pubDropped, s.metrics.drivers, s.metrics.passDropped)
+	reg.MustRegister(s.metrics.fixes, s.metrics.approaches, s.metrics.written, s.metrics.pubDropped, s.metrics.drivers, s.metrics.passDropped, s.metrics.restarted)
 	return s
 }
 
@@ -251,7 +262,9 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		s.metrics.fixes.WithLabelValues(errRateLimited.Code).Inc()
 		return errRateLimited
 	}
-	if err := s.cfg.Limits.Check(st.last, f, now); err != nil {
+	t, err := s.cfg.Limits.Accept(Track{Last: st.last, Suspects: st.suspects}, f, now)
+	st.suspects = t.Suspects
+	if err != nil {
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			s.metrics.fixes.WithLabelValues(rej.Code).Inc()
@@ -259,8 +272,12 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		return err
 	}
 	s.metrics.fixes.WithLabelValues("accepted").Inc()
+	if t.Restarted {
+		s.metrics.restarted.Inc()
+		st.last, st.speed = nil, 0 // the old track says nothing of the speed now
+	}
 	s.updateSpeed(st, f)
-	st.last = &f
+	st.last = t.Last // f
 	st.dirty = true
 	if !st.routeKnown {
 		select {
@@ -368,9 +385,6 @@ func (s *Service) Forget(driverID uuid.UUID) {
 	delete(sh.m, driverID)
 	sh.mu.Unlock()
 }
-
-// UseSink sets where approaches go (the matching queue).
-func (s *Service) UseSink(sink Sink) { s.sink = sink }
 
 // Run writes positions, refreshes routes, records passed stations and
 // sends driver.location messages until ctx is cancelled.
@@ -590,78 +604,4 @@ func (s *Service) runPassed(ctx context.Context) {
 			cancel()
 		}
 	}
-}
-
-// Approaching returns the drivers whose latest fresh fix, as written by any
-// replica, puts them in the trigger radius of stationID.
-func (s *Service) Approaching(ctx context.Context, stationID string) ([]Approach, error) {
-	rows, err := s.q.ApproachingDrivers(ctx, locationdb.ApproachingDriversParams{StationID: &stationID, FreshAfter: s.now().Add(-s.cfg.OfflineAfter)})
-	if err != nil {
-		return nil, fmt.Errorf("approaching drivers at %s: %w", stationID, err)
-	}
-	out := make([]Approach, 0, len(rows))
-	for _, r := range rows {
-		a := Approach{DriverID: r.DriverID, StationID: stationID, At: r.At}
-		if r.RouteID != nil {
-			a.RouteID = *r.RouteID
-		}
-		if r.Eta != nil {
-			a.ETA = *r.Eta
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// Position is a driver's latest position as stored by the replica that
-// holds its socket (at most a second or so old).
-type Position struct {
-	DriverID             uuid.UUID  `json:"driver_id"`
-	Lat                  float64    `json:"lat"`
-	Lng                  float64    `json:"lng"`
-	At                   time.Time  `json:"at"`
-	SpeedMps             *float64   `json:"speed_mps,omitempty"`
-	Heading              *float64   `json:"heading,omitempty"`
-	RouteID              *uuid.UUID `json:"route_id,omitempty"`
-	ApproachingStationID *string    `json:"approaching_station_id,omitempty"`
-	ETA                  *time.Time `json:"eta,omitempty"`
-	// Online is false when the fix is older than the offline window.
-	Online bool `json:"online"`
-}
-
-func (s *Service) toPosition(p locationdb.DriverPosition) Position {
-	out := Position{DriverID: p.DriverID, Lat: p.Lat, Lng: p.Lng, At: p.At.UTC(), SpeedMps: p.SpeedMps, Heading: p.Heading,
-		RouteID: p.RouteID, ApproachingStationID: p.ApproachingStationID, ETA: p.Eta, Online: s.now().Sub(p.At) <= s.cfg.OfflineAfter}
-	if out.ETA != nil {
-		eta := out.ETA.UTC()
-		out.ETA = &eta
-	}
-	return out
-}
-
-// Latest returns a driver's latest stored position, and false when none
-// is known.
-func (s *Service) Latest(ctx context.Context, driverID uuid.UUID) (Position, bool, error) {
-	row, err := s.q.GetPosition(ctx, driverID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Position{}, false, nil
-	}
-	if err != nil {
-		return Position{}, false, fmt.Errorf("position of driver %s: %w", driverID, err)
-	}
-	return s.toPosition(row), true, nil
-}
-
-// Online returns the latest positions of online drivers (fix within the
-// offline window), in driver id order after after, up to limit.
-func (s *Service) Online(ctx context.Context, after uuid.UUID, limit int) ([]Position, error) {
-	rows, err := s.q.LatestPositions(ctx, locationdb.LatestPositionsParams{FreshAfter: s.now().Add(-s.cfg.OfflineAfter), After: after, Lim: int32(limit)})
-	if err != nil {
-		return nil, fmt.Errorf("online drivers: %w", err)
-	}
-	out := make([]Position, len(rows))
-	for i, r := range rows {
-		out[i] = s.toPosition(r)
-	}
-	return out, nil
 }
