@@ -85,6 +85,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		Speedup: f.speedup, Interval: f.interval, Seed: f.seed, Demo: f.demo,
 		Progress: stderr, ProgressTTY: isTerminal(stderr), Logger: logger, Check: simulateCheck,
 	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 	var rep *simulate.Report
 	var err error
 	if f.url != "" {
