@@ -271,10 +271,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// The run.
 	w.t0 = time.Now()
-	runCtx, stopRun := context.WithCancel(ctx)
-	if !o.Demo {
-		runCtx, stopRun = context.WithTimeout(ctx, o.Duration)
+	runFor := o.Duration
+	if o.Demo {
+		runFor = 100 * 365 * 24 * time.Hour // until interrupted
 	}
+	runCtx, stopRun := context.WithTimeout(ctx, runFor)
 	defer stopRun()
 	progressDone := make(chan struct{})
 	var progress sync.WaitGroup
