@@ -76,7 +76,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	a.location.UseSink(a.matching)
 	a.riders.UseMatcher(a.matching)
 	a.notify.Handle("location", a.location.HandleMessage)
-	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
+	a.idempotent = httpx.NewIdempotency(pool, log("httpx"), httpx.IdempotencyConfig{})
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 

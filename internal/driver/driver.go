@@ -151,7 +151,7 @@ func (s *Service) Create(ctx context.Context, driverID uuid.UUID, in RouteInput)
 			}
 		}
 		route = toRoute(row, in.StationIDs, nil)
-		return nil
+		return httpx.StoreCreated(ctx, tx, route)
 	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {

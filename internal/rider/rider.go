@@ -151,8 +151,16 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, err
 	}
-	row, err := s.q.CreateRequest(ctx, riderdb.CreateRequestParams{
-		RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+	var req Request
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		row, err := s.q.WithTx(tx).CreateRequest(ctx, riderdb.CreateRequestParams{
+			RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+		if err != nil {
+			return err
+		}
+		req = toRequest(row)
+		return httpx.StoreCreated(ctx, tx, req)
+	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {
 		case "ride_requests_one_open_per_rider":
@@ -166,7 +174,6 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, fmt.Errorf("create ride request: %w", err)
 	}
-	req := toRequest(row)
 	if s.matcher != nil {
 		s.matcher.RequestCreated(ctx, req)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
+	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station/internal/stationdb"
 )
@@ -164,7 +165,7 @@ func (s *Service) Create(ctx context.Context, in StationInput) (Station, error) 
 			return err
 		}
 		out = list[0]
-		return nil
+		return httpx.StoreCreated(ctx, tx, out)
 	})
 	return out, err
 }
@@ -254,7 +255,13 @@ func (s *Service) CreateArea(ctx context.Context, stationID string, in AreaInput
 	if err := v.Err(); err != nil {
 		return Area{}, err
 	}
-	if err := insertArea(ctx, s.q, stationID, a); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := insertArea(ctx, s.q.WithTx(tx), stationID, a); err != nil {
+			return err
+		}
+		return httpx.StoreCreated(ctx, tx, a)
+	})
+	if err != nil {
 		return Area{}, err
 	}
 	return a, nil
