@@ -28,7 +28,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("serve", "lastmile [serve] [flags]", stderr)
 	cfg.registerServe(fs)
 	fs.Usage = func() { printOverview(stderr) }
-	if err := fs.parse(args, getenv); err != nil {
+	if err := cfg.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -97,6 +97,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
 		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
 	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr().String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, runner := range a.runners {

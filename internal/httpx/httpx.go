@@ -47,15 +47,6 @@ var statusOf = map[fault.Kind]int{
 // unavailableRetry is the Retry-After of a 503 that names no delay of its own.
 const unavailableRetry = 2 * time.Second
 
-// RetryAfter is an error that asks the client to wait before trying again.
-type RetryAfter struct {
-	Err   error
-	Delay time.Duration
-}
-
-func (e *RetryAfter) Error() string { return e.Err.Error() }
-func (e *RetryAfter) Unwrap() error { return e.Err }
-
 // Error writes err as problem+json. Errors of a known fault kind show their
 // message; any other error is logged once with the request id and shown as
 // "internal error".
@@ -89,10 +80,10 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		// its cause, while the client sees only that it may retry.
 		Logger(r.Context()).Warn("service unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
 	}
-	var ra *RetryAfter
+	after, hasAfter := fault.RetryAfterOf(err)
 	switch {
-	case errors.As(err, &ra):
-		secs := int(ra.Delay.Round(time.Second) / time.Second)
+	case hasAfter:
+		secs := int(after.Round(time.Second) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx/internal/idempotencydb"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // Idempotency replays the first answer to a POST that carries an
@@ -78,7 +79,7 @@ type claimKey struct{}
 func (s *Idempotency) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
-		p, authed := PrincipalFrom(r.Context())
+		p, authed := identity.PrincipalFrom(r.Context())
 		if key == "" || r.Method != http.MethodPost || !authed {
 			next.ServeHTTP(w, r)
 			return
@@ -208,10 +209,10 @@ func StoreCreated(ctx context.Context, tx pgx.Tx, v any) error {
 	return nil
 }
 
-func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p Principal, key string, fp []byte) {
+func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p identity.Principal, key string, fp []byte) {
 	row, err := s.q.GetKey(r.Context(), idempotencydb.GetKeyParams{UserID: p.UserID, Key: key})
 	if errors.Is(err, pgx.ErrNoRows) { // released between our claim and this read
-		Error(w, r, &RetryAfter{Err: errKeyInFlight, Delay: time.Second})
+		Error(w, r, fault.RetryAfter(errKeyInFlight, time.Second))
 		return
 	}
 	if err != nil {
@@ -224,7 +225,7 @@ func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	if row.CompletedAt == nil || row.Status == nil {
 		// Held by a live claim: retry when its lease would run out.
-		Error(w, r, &RetryAfter{Err: errKeyInFlight, Delay: time.Duration(row.LeaseLeftSecs * float64(time.Second))})
+		Error(w, r, fault.RetryAfter(errKeyInFlight, time.Duration(row.LeaseLeftSecs*float64(time.Second))))
 		return
 	}
 	if row.ContentType != nil && *row.ContentType != "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -78,7 +79,7 @@ func serveWidgets(pool *pgxpool.Pool, user uuid.UUID, lease time.Duration, ln ne
 	idem := httpx.NewIdempotency(pool, logger, httpx.IdempotencyConfig{Lease: lease})
 	h := idem.Middleware(widgets(pool, hook))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(httpx.WithPrincipal(r.Context(), httpx.Principal{UserID: user, Role: httpx.RoleDriver})))
+		h.ServeHTTP(w, r.WithContext(identity.WithPrincipal(r.Context(), identity.Principal{UserID: user, Role: identity.RoleDriver})))
 	})}
 	go srv.Serve(ln)
 	return srv

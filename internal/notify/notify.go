@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -203,13 +203,13 @@ type Event struct {
 // long. An error of a fault kind is sent back as an error message with that
 // kind as its code (or the error's own ErrorCode() string, when it has
 // one); any other error is logged and sent as "internal".
-type HandlerFunc func(ctx context.Context, p httpx.Principal, raw json.RawMessage) error
+type HandlerFunc func(ctx context.Context, p identity.Principal, raw json.RawMessage) error
 
 // Service owns event streams, sockets and pushes.
 type Service struct {
 	pool    *pgxpool.Pool
 	q       *notifydb.Queries
-	auth    httpx.Authenticator
+	auth    identity.Authenticator
 	cfg     Config
 	logger  *slog.Logger
 	m       *metrics
@@ -237,7 +237,7 @@ type Service struct {
 }
 
 // New returns the event stream service. It registers its metrics on reg.
-func New(pool *pgxpool.Pool, auth httpx.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func New(pool *pgxpool.Pool, auth identity.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}

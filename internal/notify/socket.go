@@ -17,6 +17,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -54,7 +55,7 @@ type outMsg struct {
 // socket is one client connection. Its handler goroutine reads; one writer
 // goroutine owns every write and the close; a pinger checks liveness.
 type socket struct {
-	p     httpx.Principal
+	p     identity.Principal
 	token string // re-checked while the socket lives, so a revoked token cannot keep it
 	user  uuid.UUID
 	conn  *websocket.Conn // set before the goroutines start
@@ -90,7 +91,7 @@ type socket struct {
 	strikes []time.Time
 }
 
-func newSocket(p httpx.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
+func newSocket(p identity.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
 		p: p, user: p.UserID, closes: closes,
 		send:    make(chan outMsg, cfg.SendBuffer),
@@ -267,7 +268,7 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 
 // callHandler runs h, turning a panic into an error: one bad message must
 // not take the socket's goroutines (or the process) down with it.
-func callHandler(ctx context.Context, h HandlerFunc, p httpx.Principal, raw json.RawMessage) (err error) {
+func callHandler(ctx context.Context, h HandlerFunc, p identity.Principal, raw json.RawMessage) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("socket message handler panicked: %v", r)

@@ -149,25 +149,22 @@ func (s *Service) Create(ctx context.Context, in StationInput) (Station, error) 
 	if err != nil {
 		return Station{}, err
 	}
-	var out Station
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (Station, error) {
 		q := s.q.WithTx(tx)
 		if err := insertStation(ctx, q, st); err != nil {
-			return err
+			return Station{}, err
 		}
 		// Read it back, so the answer is exactly what Get will say.
 		row, err := q.GetStation(ctx, st.ID)
 		if err != nil {
-			return fmt.Errorf("read station %s back: %w", st.ID, err)
+			return Station{}, fmt.Errorf("read station %s back: %w", st.ID, err)
 		}
 		list, err := withAreas(ctx, q, []stationdb.Station{row})
 		if err != nil {
-			return err
+			return Station{}, err
 		}
-		out = list[0]
-		return httpx.StoreCreated(ctx, tx, out)
+		return list[0], httpx.StoreCreated(ctx, tx, list[0])
 	})
-	return out, err
 }
 
 // insertStation inserts st and its areas with q, mapping key violations to
@@ -255,7 +252,7 @@ func (s *Service) CreateArea(ctx context.Context, stationID string, in AreaInput
 	if err := v.Err(); err != nil {
 		return Area{}, err
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := insertArea(ctx, s.q.WithTx(tx), stationID, a); err != nil {
 			return err
 		}
