@@ -28,6 +28,7 @@ type instance struct {
 	dial       dialer
 	absorbed   func(ctx context.Context) (accepted, rejected float64, view map[string]float64, err error)
 	backendCPU func() float64 // Redis or Postgres CPU seconds so far; nil: none
+	meter      *treeMeter     // samples backendCPU's processes while the sockets are open; nil: none
 	trial      func(ctx context.Context, st station, k int) (ms float64, kind string, err error)
 }
 
@@ -379,13 +380,15 @@ func (e *env) start(ctx context.Context, sys string, stations []station) (*insta
 			return nil, err
 		}
 		lm := e.lm
+		meter := lm.postgresMeter()
 		return &instance{
-			proc: p,
+			meter: meter,
+			proc:  p,
 			dial: func(ctx context.Context, i int) (*websocket.Conn, error) {
 				return lm.dial(ctx, lm.drivers[i].Token)
 			},
 			absorbed:   lm.fixesAccepted,
-			backendCPU: lm.postgresCPU,
+			backendCPU: meter.total,
 			trial: func(ctx context.Context, st station, k int) (float64, string, error) {
 				return lm.trial(ctx, st, k, e.o.lead, e.o.trialTimeout)
 			},
@@ -465,6 +468,12 @@ func (e *env) measure(ctx context.Context, sys string, n int, rates []float64, s
 		return nil, err
 	}
 	defer in.proc.stop()
+	if in.meter != nil {
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); in.meter.run(mctx, 250*time.Millisecond) }()
+		defer func() { stop(); <-done }()
+	}
 	sleep(ctx, time.Second)
 	pid := in.proc.pid()
 	rss0 := rssBytes(pid)
