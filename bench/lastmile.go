@@ -127,7 +127,7 @@ func (lm *lastMile) postgresMeter() *treeMeter {
 
 // scrape reads the server's /metrics into name{labels} → value.
 func (lm *lastMile) scrape(ctx context.Context) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lm.metrics+"/metrics", nil)
 	if err != nil {
