@@ -140,6 +140,10 @@ type Track struct {
 	// (after a silence, or re-anchored on suspects): it says nothing about
 	// the driver's speed since Last.
 	Restarted bool
+	// Reanchored is set when it began anew on suspects: the track before
+	// it cannot all be true (no car moves that fast), so where it placed
+	// the driver is not to be believed either.
+	Reanchored bool
 }
 
 // Accept checks f against t at server time now (see Check) and returns
@@ -179,7 +183,7 @@ func (l Limits) Accept(t Track, f Fix, now time.Time) (Track, error) {
 	}
 	suspects = append(slices.Clone(suspects), f)
 	if len(suspects) >= l.Reanchor {
-		return Track{Last: &f, Restarted: true}, nil
+		return Track{Last: &f, Restarted: true, Reanchored: true}, nil
 	}
 	return Track{Last: t.Last, Suspects: suspects}, err
 }
