@@ -131,6 +131,14 @@ func (w *world) crossed(routeID, stationID string, at time.Time) {
 	w.mu.Unlock()
 }
 
+// failed counts an error of a kind, unless ctx ended (a call cut short
+// by the end of the run is no error).
+func (w *world) failed(ctx context.Context, format string, args ...any) {
+	if ctx.Err() == nil {
+		w.stats.errorf(format, args...)
+	}
+}
+
 // freed records that a seat of the route came back (a cancel, a no-show).
 func (w *world) freed(routeID string, at time.Time) {
 	w.mu.Lock()
