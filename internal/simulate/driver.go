@@ -196,6 +196,9 @@ func (d *driverAgent) publish(ctx context.Context, p DriverPlan) (string, bool) 
 		err := w.api.do(ctx, http.MethodPost, "/api/v1/routes", d.token, body, &route, callOpts{idempotent: true})
 		if err == nil {
 			w.stats.routes.Add(1)
+			w.mu.Lock()
+			w.routes[route.ID] = d.token
+			w.mu.Unlock()
 			return route.ID, true
 		}
 		if statusOf(err) != http.StatusConflict || ctx.Err() != nil {
