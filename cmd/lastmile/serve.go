@@ -68,7 +68,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	defer pool.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
 	health := &health{pool: pool, logger: logger, now: time.Now}
 	a, err := newApp(cfg, pool, logger, reg)
 	if err != nil {
