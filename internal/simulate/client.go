@@ -96,7 +96,10 @@ func (a *api) do(ctx context.Context, method, path, token string, body, out any,
 // once tries a call once. wait is how long to wait before a retry (0: the
 // caller's backoff), or negative when a retry cannot help.
 func (a *api) once(parent context.Context, method, path, token, key string, payload []byte, out any) (wait time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(parent, 15*time.Second)
+	// A call under way finishes (within its timeout) even when the run
+	// ends: cutting it would leave the server a half-done request and the
+	// report an error that is none; the retries do stop.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 15*time.Second)
 	defer cancel()
 	var body io.Reader
 	if payload != nil {
