@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -51,8 +52,8 @@ func matchOne(tb testing.TB, s *server, drv, rdr *client) (tripID, requestID str
 	w := newWalker(dws, 1500)
 	for w.next() {
 	}
-	e := rws.next("event", "ride.matched", 5*time.Second)
-	return decode[map[string]any](tb, e)["trip_id"].(string), req["id"].(string)
+	e := rws.NextOf("event", "ride.matched", 5*time.Second)
+	return notifytest.Decode[map[string]any](tb, e)["trip_id"].(string), req["id"].(string)
 }
 
 func problemFields(p map[string]any) []string {
@@ -204,7 +205,7 @@ func TestRideRequestsRulesAndOwnership(t *testing.T) {
 	if got := r1.must(200, "POST", "/api/v1/ride-requests/"+id+"/cancel", nil); got["status"] != "cancelled" {
 		t.Fatalf("cancel = %v", got)
 	}
-	ws1.next("event", "ride.cancelled", 5*time.Second)
+	ws1.NextOf("event", "ride.cancelled", 5*time.Second)
 	r1.must(409, "POST", "/api/v1/ride-requests/"+id+"/cancel", nil)
 
 	// History: own only, newest first, in pages.
@@ -308,8 +309,8 @@ func TestCancelledRouteHandsRidersBack(t *testing.T) {
 	if got := d1.must(200, "POST", "/api/v1/routes/"+route["id"].(string)+"/cancel", nil); got["status"] != "cancelled" {
 		t.Fatalf("cancel = %v", got)
 	}
-	e := rws.next("event", "trip.updated", 5*time.Second)
-	if tr := decode[struct{ Trip tripView }](t, e).Trip; tr.ID != tripID || tr.Status != "cancelled" {
+	e := rws.NextOf("event", "trip.updated", 5*time.Second)
+	if tr := notifytest.Decode[struct{ Trip tripView }](t, e).Trip; tr.ID != tripID || tr.Status != "cancelled" {
 		t.Fatalf("trip.updated = %s", e.Data)
 	}
 	if got := r1.must(200, "GET", "/api/v1/ride-requests/"+reqID, nil); got["status"] != "waiting" || got["trip_id"] != nil {
@@ -322,8 +323,8 @@ func TestCancelledRouteHandsRidersBack(t *testing.T) {
 	w := newWalker(d2ws, 1500)
 	for w.next() {
 	}
-	e = rws.next("event", "ride.matched", 5*time.Second)
-	if m := decode[map[string]any](t, e); m["trip_id"] == tripID || m["driver"].(map[string]any)["id"] != d2.id {
+	e = rws.NextOf("event", "ride.matched", 5*time.Second)
+	if m := notifytest.Decode[map[string]any](t, e); m["trip_id"] == tripID || m["driver"].(map[string]any)["id"] != d2.id {
 		t.Fatalf("re-match = %s, want a new trip with D2", e.Data)
 	}
 }
@@ -342,7 +343,7 @@ func TestRequestMadeWhileADriverApproachesIsMatchedAtOnce(t *testing.T) {
 	rws := r1.connect("")
 	r1.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
 	// No further fix is sent: the request itself finds the approaching driver.
-	rws.next("event", "ride.matched", 5*time.Second)
+	rws.NextOf("event", "ride.matched", 5*time.Second)
 }
 
 func TestWaitingRequestsExpire(t *testing.T) {
@@ -350,8 +351,8 @@ func TestWaitingRequestsExpire(t *testing.T) {
 	r1 := signUp(t, s, "rider", "R1")
 	ws := r1.connect("")
 	req := r1.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(-5 * time.Minute)})
-	e := ws.next("event", "ride.expired", 5*time.Second)
-	if got := decode[map[string]any](t, e)["ride_request"].(map[string]any); got["id"] != req["id"] || got["status"] != "expired" {
+	e := ws.NextOf("event", "ride.expired", 5*time.Second)
+	if got := notifytest.Decode[map[string]any](t, e)["ride_request"].(map[string]any); got["id"] != req["id"] || got["status"] != "expired" {
 		t.Fatalf("ride.expired = %s", e.Data)
 	}
 	r1.must(409, "POST", "/api/v1/ride-requests/"+req["id"].(string)+"/cancel", nil)
@@ -457,11 +458,11 @@ func TestMatchAcrossReplicas(t *testing.T) {
 	rws := rdr.connect("")
 	time.Sleep(1500 * time.Millisecond) // the approach reaches Postgres within a second
 	req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
-	e := rws.next("event", "ride.matched", 5*time.Second)
-	if m := decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
+	e := rws.NextOf("event", "ride.matched", 5*time.Second)
+	if m := notifytest.Decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
 		t.Fatalf("ride.matched = %s", e.Data)
 	}
-	dws.next("event", "trip.assigned", 5*time.Second)
+	dws.NextOf("event", "trip.assigned", 5*time.Second)
 }
 
 // Deleting a station or area that a route or ride request refers to is
@@ -497,13 +498,13 @@ func TestSignOutClosesSockets(t *testing.T) {
 	deadline := time.After(5 * time.Second)
 	for open := true; open; {
 		select {
-		case _, open = <-ws.msgs:
+		case _, open = <-ws.Messages():
 		case <-deadline:
 			t.Fatal("the socket was still open 5 s after sign-out")
 		}
 	}
-	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusNormalClosure {
-		t.Fatalf("socket closed with %v (%v), want 1000 signed out", st, ws.closeErr)
+	if st := websocket.CloseStatus(ws.Err()); st != websocket.StatusNormalClosure {
+		t.Fatalf("socket closed with %v (%v), want 1000 signed out", st, ws.Err())
 	}
 	r.must(401, "GET", "/api/v1/me", nil)
 }
