@@ -37,6 +37,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type fakeAuth struct {
 	mu     sync.Mutex
 	tokens map[string]identity.Principal
+	// rechecks counts calls of Invalid: one per re-check of all sockets.
+	rechecks int
 }
 
 func (f *fakeAuth) Authenticate(_ context.Context, token string) (identity.Principal, error) {
@@ -47,6 +49,19 @@ func (f *fakeAuth) Authenticate(_ context.Context, token string) (identity.Princ
 		return identity.Principal{}, fault.New(fault.Unauthorized, "unknown token")
 	}
 	return p, nil
+}
+
+func (f *fakeAuth) Invalid(_ context.Context, tokens []string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rechecks++
+	var out []string
+	for _, t := range tokens {
+		if _, ok := f.tokens[t]; !ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // testClock is a clock tests can move; it starts at the real time.

@@ -69,7 +69,8 @@ type Config struct {
 	// CleanupInterval is how often old events are deleted (default 10 minutes).
 	CleanupInterval time.Duration
 	// PingInterval is how often the server pings each socket (default 30 s);
-	// a socket that does not answer within PongTimeout (default 15 s) is closed.
+	// a socket that does not answer within PongTimeout (default 15 s) is
+	// closed. The tokens of all sockets are re-checked as often.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// SendBuffer is how many messages may wait to be written to one socket
@@ -204,11 +205,20 @@ type Event struct {
 // one); any other error is logged and sent as "internal".
 type HandlerFunc func(ctx context.Context, p identity.Principal, raw json.RawMessage) error
 
+// Authenticator checks tokens: one when a socket opens, and those of all
+// of this replica's sockets at once every PingInterval (user.Tokens).
+type Authenticator interface {
+	identity.Authenticator
+	// Invalid returns those of tokens that no longer authenticate anyone
+	// (unknown, expired or revoked).
+	Invalid(ctx context.Context, tokens []string) ([]string, error)
+}
+
 // Service owns event streams, sockets and pushes.
 type Service struct {
 	pool    *pgxpool.Pool
 	q       *notifydb.Queries
-	auth    identity.Authenticator
+	auth    Authenticator
 	cfg     Config
 	logger  *slog.Logger
 	m       *metrics
@@ -236,7 +246,7 @@ type Service struct {
 }
 
 // New returns the event stream service. It registers its metrics on reg.
-func New(pool *pgxpool.Pool, auth identity.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func New(pool *pgxpool.Pool, auth Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -455,6 +465,7 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Go(func() error { return s.fetchLoop(ctx) })
 	}
 	g.Go(func() error { return s.catchUpLoop(ctx) })
+	g.Go(func() error { return s.tokenLoop(ctx) })
 	g.Go(func() error { return s.cleanupLoop(ctx) })
 	g.Go(func() error { return s.pushLoop(ctx) })
 	g.Go(func() error { return s.ackLoop(ctx) })

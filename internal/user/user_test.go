@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -316,5 +317,38 @@ func TestSignInLimitPerEmailAcrossAddresses(t *testing.T) {
 	// Another account from those addresses is not affected.
 	if _, err := e.svc.SignIn(ctx, "other@example.com", "x", "203.0.113.51"); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("another email = %v, want wrong password (not limited)", err)
+	}
+}
+
+// A replica re-checks all its sockets' tokens in one query: unknown,
+// revoked and expired ones are reported, valid ones are not.
+func TestInvalidTokens(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	tokens := NewTokens(e.svc.pool)
+	var toks []string
+	for i := range 3 {
+		s, err := e.svc.SignUp(ctx, SignUpInput{Email: fmt.Sprintf("t%d@example.com", i), Password: "a good password", Name: "T", Role: identity.RoleRider}, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, s.Token)
+	}
+	p, err := tokens.Authenticate(ctx, toks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SignOut(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.pool.Exec(ctx, `UPDATE auth_tokens SET expires_at = now() - interval '1 second' WHERE hash = $1`, tokenHash(toks[2])); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tokens.Invalid(ctx, append(toks, "never-issued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{toks[1], toks[2], "never-issued"}; !slices.Equal(got, want) {
+		t.Fatalf("Invalid = %q, want the revoked, the expired and the unknown token %q", got, want)
 	}
 }
