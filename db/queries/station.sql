@@ -74,9 +74,6 @@ SELECT * FROM areas
 WHERE station_id = ANY(sqlc.arg('station_ids')::text[])
 ORDER BY station_id, name, id;
 
--- name: AreaStation :one
-SELECT station_id FROM areas WHERE id = $1;
-
 -- name: CreateArea :one
 INSERT INTO areas (id, station_id, name, lat, lng)
 VALUES ($1, $2, $3, $4, $5)

@@ -108,7 +108,7 @@ type Config struct {
 	BadMessageWindow time.Duration
 
 	// PushKinds are the event kinds also sent as Web Push when no socket
-	// took them (default DefaultPushKinds). Append's WithPush marks others.
+	// took them (default DefaultPushKinds).
 	PushKinds []string
 	// PushDelay is how long an important event waits for a socket before
 	// it is pushed (default 3 s).
@@ -299,35 +299,29 @@ func (s *Service) handler(msgType string) (HandlerFunc, []string) {
 	return nil, known
 }
 
-// AppendOption changes how one event is appended.
-type AppendOption func(*Message)
-
-// WithPush also sends the event as Web Push if no socket of the user takes
-// it within Config.PushDelay, whatever its kind.
-func WithPush() AppendOption { return func(m *Message) { m.Push = true } }
-
 // Message is one event to append with AppendMany.
 type Message struct {
 	UserID uuid.UUID
 	Kind   string
 	Data   any
-	// Push: see WithPush. Kinds in Config.PushKinds are pushed anyway.
-	Push bool
 }
 
 // Append stores an event for userID as part of tx, so that it exists if and
 // only if tx commits, and returns it with its sequence number (one more than
 // the user's previous event). Every replica is told on commit and delivers
-// it to the user's sockets. Appending holds a lock on the user's stream
-// until tx ends; a transaction that appends for several users should use
-// AppendMany, which takes the locks in a fixed order. kind is 1 to 100
-// characters; data is encoded as JSON (nil becomes {}).
-func (s *Service) Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any, opts ...AppendOption) (Event, error) {
-	m := Message{UserID: userID, Kind: kind, Data: data}
-	for _, o := range opts {
-		o(&m)
-	}
-	return s.append(ctx, tx, m)
+// it to the user's sockets; an event of a kind in Config.PushKinds is also
+// pushed when no socket takes it. kind is 1 to 100 characters; data is
+// encoded as JSON (nil becomes {}).
+//
+// Appending holds a lock on the user's stream until tx ends. The
+// transactions here that append for several users (a match, a trip's
+// moves, cancellations) cannot deadlock on these locks because each first
+// locks the route it changes, so two that could share users are
+// serialized on that lock before they append. A transaction that appends
+// for several users without such a lock uses AppendMany, which takes the
+// stream locks in a fixed order.
+func (s *Service) Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) (Event, error) {
+	return s.append(ctx, tx, Message{UserID: userID, Kind: kind, Data: data})
 }
 
 // AppendMany appends msgs in one transaction like Append, taking the users'
@@ -367,7 +361,7 @@ func (s *Service) append(ctx context.Context, tx pgx.Tx, m Message) (Event, erro
 		return Event{}, fmt.Errorf("append %s event: data is %d bytes, more than %d", m.Kind, len(data), maxEventData)
 	}
 	at := s.now().UTC().Truncate(time.Microsecond)
-	push := m.Push || s.pushKinds[m.Kind]
+	push := s.pushKinds[m.Kind]
 	seq, err := s.q.WithTx(tx).AppendEvent(ctx, notifydb.AppendEventParams{
 		UserID: m.UserID, Kind: m.Kind, Data: data, At: at, Push: push, PushDueAt: at.Add(s.cfg.PushDelay),
 	})
