@@ -104,7 +104,7 @@ func (a *app) mount(r chi.Router) {
 	httpx.ServeOpenAPI(r, a.openapi)
 	user.NewHandler(a.users).Routes(r, requireAuth)
 	station.NewHandler(a.stations).Routes(r, requireAuth, idem)
-	a.notify.Routes(r, requireAuth)
+	notify.NewHandler(a.notify).Routes(r, requireAuth)
 	driver.NewHandler(a.drivers, a.trips).Routes(r, requireAuth, idem)
 	rider.NewHandler(a.riders, a.matching, a.trips).Routes(r, requireAuth, idem)
 	trip.NewHandler(a.trips, a.positions).Routes(r, requireAuth)

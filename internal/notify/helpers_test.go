@@ -117,7 +117,7 @@ func (e *env) replica(tb testing.TB, cfg Config) *replica {
 	svc.now = e.clock.Now
 	r := chi.NewRouter()
 	r.Use(httpx.LimitBody)
-	svc.Routes(r, httpx.RequireAuth(e.auth))
+	NewHandler(svc).Routes(r, httpx.RequireAuth(e.auth))
 	srv := httptest.NewServer(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
