@@ -96,6 +96,25 @@ func (c *client) must(want int, method, path string, body any) map[string]any {
 	return out
 }
 
+// mustWithin repeats a request, which must change nothing until it
+// succeeds, until it answers want, and fails the test after d: for rules
+// that allow something once some time has passed.
+func (c *client) mustWithin(d time.Duration, want int, method, path string, body any) map[string]any {
+	c.tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var out map[string]any
+		code := c.do(method, path, body, &out)
+		if code == want {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("%s %s = %d %v for %s, want %d", method, path, code, out, d, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // connect opens the client's WebSocket with the given query (e.g. "since=0").
 func (c *client) connect(query string) *notifytest.Socket {
 	c.tb.Helper()
