@@ -24,7 +24,7 @@ import (
 
 var (
 	errNoRoute = fault.New(fault.NotFound, "no such endpoint")
-	errMethod  = fault.New(fault.NotFound, "method not allowed on this endpoint")
+	errMethod  = fault.New(fault.BadMethod, "this endpoint does not serve this method; see the Allow header")
 )
 
 // app is every domain, wired together. This is the one place that knows
@@ -56,15 +56,18 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	// later: tokens before notify (which checks them) before users (whose
 	// sign-out closes notify's sockets); positions before matching before
 	// location (matching is where location's approaches go).
+	signup, signin, err := cfg.userLimits()
+	if err != nil {
+		return nil, err
+	}
 	a.tokens = user.NewTokens(pool)
-	var err error
 	a.notify, err = notify.New(pool, a.tokens, notify.Config{
 		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
 	}, log("notify"), reg)
 	if err != nil {
 		return nil, err
 	}
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, a.notify, log("user")); err != nil {
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginLimit: signin}, a.notify, log("user")); err != nil {
 		return nil, err
 	}
 	a.stations = station.New(pool, log("station"))
@@ -111,7 +114,8 @@ func (a *app) mount(r chi.Router) {
 	location.NewHandler(a.location, a.positions).Routes(r, requireAuth)
 }
 
-// goAway tells long-lived connections that the server is going away.
-func (a *app) goAway() {
-	a.notify.GoAway()
+// goAway tells long-lived connections that the server is going away, and
+// returns once they are closed or ctx ends.
+func (a *app) goAway(ctx context.Context) {
+	a.notify.GoAway(ctx)
 }

@@ -22,6 +22,7 @@ import (
 // or by the environment variable named beside each flag.
 type config struct {
 	addr            string
+	metricsAddr     string
 	databaseURL     string
 	dataDir         string
 	logFormat       string
@@ -40,6 +41,11 @@ type config struct {
 	maxSpeedKmh     float64
 	approachEvery   time.Duration
 	trustedProxies  []netip.Prefix
+	signupLimit     int
+	signinLimit     int
+	// onListen, when set, is told the address serve listens on (simulate
+	// starts its in-process server on a free port).
+	onListen func(addr string)
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -175,6 +181,8 @@ func (c *config) register(fs *flagSet) {
 func (c *config) registerServe(fs *flagSet) {
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
 	fs.env("addr", "LASTMILE_ADDR")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "listen address of /metrics for Prometheus, never the public one (unset: no metrics endpoint)")
+	fs.env("metrics-addr", "LASTMILE_METRICS_ADDR")
 	c.register(fs)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.env("shutdown-timeout", "LASTMILE_SHUTDOWN_TIMEOUT")
@@ -228,6 +236,29 @@ func (c *config) registerServe(fs *flagSet) {
 		return nil
 	})
 	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
+	fs.IntVar(&c.signupLimit, "signup-limit", 10, "sign-ups per client address a minute (0: off)")
+	fs.env("signup-limit", "LASTMILE_SIGNUP_LIMIT")
+	fs.IntVar(&c.signinLimit, "signin-limit", 10, "sign-in attempts per client address a minute (0: off; the per-email limit stays)")
+	fs.env("signin-limit", "LASTMILE_SIGNIN_LIMIT")
+}
+
+// userLimits turns the limit flags into the user domain's settings, where
+// a negative limit is off.
+func (c *config) userLimits() (signup, signinAddr int, err error) {
+	off := func(name string, n int) (int, error) {
+		switch {
+		case n < 0:
+			return 0, fmt.Errorf("--%s %d: want 0 (off) or more", name, n)
+		case n == 0:
+			return -1, nil
+		}
+		return n, nil
+	}
+	if signup, err = off("signup-limit", c.signupLimit); err != nil {
+		return 0, 0, err
+	}
+	signinAddr, err = off("signin-limit", c.signinLimit)
+	return signup, signinAddr, err
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +25,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // server is one instance of the whole program, started through run().
 type server struct {
-	URL  string
-	stop context.CancelFunc
-	done chan error
-	logs *syncBuffer
+	URL string
+	// MetricsURL is where /metrics is served (--metrics-addr), apart from URL.
+	MetricsURL string
+	stop       context.CancelFunc
+	done       chan error
+	logs       *syncBuffer
 }
 
 type syncBuffer struct {
@@ -61,13 +64,19 @@ func startServer(tb testing.TB, databaseURL string, env map[string]string) *serv
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		err := run(ctx, []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"},
-			getenv, strings.NewReader(""), pw, s.logs)
+		args := []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}
+		if env["LASTMILE_METRICS_ADDR"] == "" {
+			args = append(args, "--metrics-addr", "127.0.0.1:0")
+		}
+		err := run(ctx, args, getenv, strings.NewReader(""), pw, s.logs)
 		pw.Close()
 		s.done <- err
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "lastmile metrics on "); ok {
+			s.MetricsURL = u
+		}
 		if u, ok := strings.CutPrefix(sc.Text(), "lastmile listening on "); ok {
 			s.URL = u
 			break
@@ -142,7 +151,11 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("unknown path = %d %v, want a 404 problem", code, problem)
 	}
 
-	resp, err := http.Get(s.URL + "/metrics")
+	// Metrics are served on their own address only, never the public one.
+	if code := getJSON(t, s.URL+"/metrics", &problem); code != 404 {
+		t.Fatalf("public /metrics = %d, want 404", code)
+	}
+	resp, err := http.Get(s.MetricsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +299,45 @@ func TestShutdownTellsSocketsToGoAway(t *testing.T) {
 	}
 	if st := websocket.CloseStatus(ws.Err()); st != websocket.StatusGoingAway {
 		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.Err())
+	}
+}
+
+// run returns only after every socket got its 1001: the process exits when
+// run returns, and cuts any socket still closing without a close frame.
+// These clients read nothing until run has returned, so each close waits
+// for them; a shutdown that does not wait returns first.
+func TestShutdownWaitsForEverySocketToGoAway(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	var conns []*websocket.Conn
+	for i := range 3 {
+		c := signUp(t, s, "rider", fmt.Sprint("R", i))
+		for range 5 {
+			conn, _, err := websocket.Dial(context.Background(), strings.Replace(s.URL, "http", "ws", 1)+"/api/v1/ws",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			conns = append(conns, conn)
+		}
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, f := range []string{"notify.(*Service).GoAway", "notify.(*Service).serveSocket"} {
+		if strings.Contains(stacks, f) {
+			t.Errorf("%s still runs after run returned", f)
+		}
+	}
+	for i, conn := range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err := conn.Read(ctx)
+		cancel()
+		if st := websocket.CloseStatus(err); st != websocket.StatusGoingAway {
+			t.Errorf("socket %d: %v, want a 1001 close frame", i, err)
+		}
 	}
 }
 

@@ -1,107 +1,262 @@
 package main
 
 import (
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/lastmile/lastmile/internal/notify/notifytest"
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
-func TestRoutesRulesAndOwnership(t *testing.T) {
-	s := startServer(t, pgtest.URL(t), nil)
-	d1, d2 := signUp(t, s, "driver", "D1"), signUp(t, s, "driver", "D2")
-	r1 := signUp(t, s, "rider", "R1")
-	body := map[string]any{"station_ids": []string{"silkboard", hsrStation}, "destination_area_id": areaA, "seats": 3}
-
-	route := d1.must(201, "POST", "/api/v1/routes", body)
-	if route["seats_free"] != float64(3) || route["status"] != "active" || route["driver_id"] != d1.id {
-		t.Fatalf("route = %v", route)
-	}
-	id := route["id"].(string)
-	d1.must(409, "POST", "/api/v1/routes", body)
-	r1.must(403, "POST", "/api/v1/routes", body)
-	(&client{tb: t, base: s.URL}).must(401, "POST", "/api/v1/routes", body)
-
-	// Someone else's route looks exactly like an unknown one.
-	d2.must(404, "GET", "/api/v1/routes/"+id, nil)
-	d2.must(404, "POST", "/api/v1/routes/"+id+"/complete", nil)
-	d2.must(404, "POST", "/api/v1/routes/"+id+"/cancel", nil)
-	d2.must(404, "GET", "/api/v1/routes/current", nil)
-	d1.must(404, "GET", "/api/v1/routes/00000000-0000-4000-8000-000000000000", nil)
-	d1.must(404, "GET", "/api/v1/routes/not-a-uuid", nil)
-	if got := d1.must(200, "GET", "/api/v1/routes/current", nil); got["id"] != id {
-		t.Fatalf("current = %v", got)
-	}
-
-	// Fields a client may not set are refused, not ignored.
-	for _, extra := range []string{`"status":"completed"`, `"driver_id":"` + d2.id + `"`, `"seats_free":8`} {
-		raw := `{"station_ids":["hsr"],"destination_area_id":"kudlu-gate","seats":2,` + extra + `}`
-		if p := d2.must(400, "POST", "/api/v1/routes", raw); !strings.Contains(p["detail"].(string), "unknown field") {
-			t.Errorf("%s: %v", extra, p)
-		}
-	}
-	tooMany := make([]string, 21)
-	for i := range tooMany {
-		tooMany[i] = "s" + string(rune('a'+i))
-	}
-	wantFields(t, d2.must(422, "POST", "/api/v1/routes", map[string]any{"seats": 0}), "station_ids", "destination_area_id", "seats")
-	wantFields(t, d2.must(422, "POST", "/api/v1/routes", map[string]any{"station_ids": tooMany, "destination_area_id": areaA, "seats": 9}), "station_ids", "seats")
-	wantFields(t, d2.must(422, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation, "atlantis"}, "destination_area_id": areaA, "seats": 2}), "station_ids[1]")
-	wantFields(t, d2.must(422, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": "nowhere", "seats": 2}), "destination_area_id")
-	wantFields(t, d2.must(422, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation, hsrStation}, "destination_area_id": areaA, "seats": 2}), "station_ids[1]")
-	d2.must(404, "GET", "/api/v1/routes/current", nil) // nothing half-created
-
-	// Idempotency: the same key and body replays; another body is refused.
-	var first, again map[string]any
-	if code := d2.do("POST", "/api/v1/routes", body, &first, "Idempotency-Key", "route-1"); code != 201 {
-		t.Fatalf("keyed create = %d %v", code, first)
-	}
-	if code := d2.do("POST", "/api/v1/routes", body, &again, "Idempotency-Key", "route-1"); code != 201 || again["id"] != first["id"] {
-		t.Fatalf("replay = %d %v, want 201 and route %v", code, again, first["id"])
-	}
-	other := map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 1}
-	if code := d2.do("POST", "/api/v1/routes", other, nil, "Idempotency-Key", "route-1"); code != 422 {
-		t.Fatalf("same key, other body = %d, want 422", code)
-	}
-
-	done := d1.must(200, "POST", "/api/v1/routes/"+id+"/complete", nil)
-	if done["status"] != "completed" {
-		t.Fatalf("completed route = %v", done)
-	}
-	d1.must(409, "POST", "/api/v1/routes/"+id+"/complete", nil)
-	d1.must(409, "POST", "/api/v1/routes/"+id+"/cancel", nil)
-	d1.must(201, "POST", "/api/v1/routes", body) // a new one may start
+// routeRule says who may call a route: public routes need no token;
+// others name the roles allowed (every other role gets 403). owned names
+// the route's path parameters that must belong to the caller: another
+// user's id answers 404, like an unknown one.
+type routeRule struct {
+	public bool
+	roles  []string
+	owned  bool
 }
 
-func TestCancelledRouteHandsRidersBack(t *testing.T) {
-	s := startServer(t, pgtest.URL(t), nil)
-	d1, d2 := signUp(t, s, "driver", "D1"), signUp(t, s, "driver", "D2")
-	r1 := signUp(t, s, "rider", "R1")
-	tripID, reqID := matchOne(t, s, d1, r1)
-	rws := r1.connect("")
+var (
+	roleAny      = []string{"rider", "driver", "operator"}
+	roleRider    = []string{"rider"}
+	roleDriver   = []string{"driver"}
+	roleOperator = []string{"operator"}
+)
 
-	route := d1.must(200, "GET", "/api/v1/routes/current", nil)
-	if got := d1.must(200, "POST", "/api/v1/routes/"+route["id"].(string)+"/cancel", nil); got["status"] != "cancelled" {
-		t.Fatalf("cancel = %v", got)
+// routeRules classifies every route the router serves. A route added to
+// the router but not here fails TestEveryRouteIsGuarded: decide whether
+// it is public, and which roles may call it, before it ships.
+var routeRules = map[string]routeRule{
+	"GET /healthz":                                               {public: true},
+	"GET /readyz":                                                {public: true},
+	"GET /api/v1/openapi.json":                                   {public: true},
+	"GET /api/docs":                                              {public: true},
+	"GET /api/docs/docs.js":                                      {public: true},
+	"GET /api/docs/docs.css":                                     {public: true},
+	"POST /api/v1/auth/signup":                                   {public: true},
+	"POST /api/v1/auth/login":                                    {public: true},
+	"GET /api/v1/stations":                                       {public: true},
+	"GET /api/v1/stations/nearby":                                {public: true},
+	"GET /api/v1/stations/{id}":                                  {public: true},
+	"POST /api/v1/auth/logout":                                   {roles: roleAny},
+	"GET /api/v1/me":                                             {roles: roleAny},
+	"PATCH /api/v1/me":                                           {roles: roleAny},
+	"GET /api/v1/ws":                                             {roles: roleAny},
+	"GET /api/v1/events":                                         {roles: roleAny},
+	"POST /api/v1/push-subscriptions":                            {roles: roleAny},
+	"DELETE /api/v1/push-subscriptions":                          {roles: roleAny},
+	"GET /api/v1/push-subscriptions/vapid-public-key":            {roles: roleAny},
+	"POST /api/v1/stations":                                      {roles: roleOperator},
+	"PATCH /api/v1/stations/{id}":                                {roles: roleOperator},
+	"DELETE /api/v1/stations/{id}":                               {roles: roleOperator},
+	"POST /api/v1/stations/{id}/areas":                           {roles: roleOperator},
+	"PATCH /api/v1/stations/{id}/areas/{area_id}":                {roles: roleOperator},
+	"DELETE /api/v1/stations/{id}/areas/{area_id}":               {roles: roleOperator},
+	"GET /api/v1/drivers/positions":                              {roles: roleOperator},
+	"POST /api/v1/location":                                      {roles: roleDriver},
+	"POST /api/v1/routes":                                        {roles: roleDriver},
+	"GET /api/v1/routes/current":                                 {roles: roleDriver},
+	"GET /api/v1/routes/{route_id}":                              {roles: []string{"driver", "operator"}, owned: true},
+	"POST /api/v1/routes/{route_id}/complete":                    {roles: roleDriver, owned: true},
+	"POST /api/v1/routes/{route_id}/cancel":                      {roles: roleDriver, owned: true},
+	"POST /api/v1/ride-requests":                                 {roles: roleRider},
+	"GET /api/v1/ride-requests":                                  {roles: []string{"rider", "operator"}},
+	"GET /api/v1/ride-requests/{request_id}":                     {roles: []string{"rider", "operator"}, owned: true},
+	"POST /api/v1/ride-requests/{request_id}/cancel":             {roles: []string{"rider", "operator"}, owned: true},
+	"GET /api/v1/trips":                                          {roles: roleAny},
+	"GET /api/v1/trips/{trip_id}":                                {roles: roleAny, owned: true},
+	"POST /api/v1/trips/{trip_id}/arrived":                       {roles: roleDriver, owned: true},
+	"POST /api/v1/trips/{trip_id}/start":                         {roles: roleDriver, owned: true},
+	"POST /api/v1/trips/{trip_id}/riders/{rider_id}/picked-up":   {roles: roleDriver, owned: true},
+	"POST /api/v1/trips/{trip_id}/riders/{rider_id}/no-show":     {roles: roleDriver, owned: true},
+	"POST /api/v1/trips/{trip_id}/riders/{rider_id}/dropped-off": {roles: roleDriver, owned: true},
+}
+
+// servedRoutes walks the router itself: every method and pattern it serves.
+func servedRoutes(tb testing.TB) map[string][]string {
+	tb.Helper()
+	logger := slog.New(slog.DiscardHandler)
+	a, err := newApp(testConfig(), pgtest.New(tb), logger, prometheus.NewRegistry())
+	if err != nil {
+		tb.Fatal(err)
 	}
-	e := rws.NextOf("event", "trip.updated", 5*time.Second)
-	if tr := notifytest.Decode[struct{ Trip tripView }](t, e).Trip; tr.ID != tripID || tr.Status != "cancelled" {
-		t.Fatalf("trip.updated = %s", e.Data)
+	methods := map[string][]string{} // pattern → methods
+	err = chi.Walk(a.router(&health{}, prometheus.NewRegistry(), logger), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		methods[route] = append(methods[route], method)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	if got := r1.must(200, "GET", "/api/v1/ride-requests/"+reqID, nil); got["status"] != "waiting" || got["trip_id"] != nil {
-		t.Fatalf("request after the route was cancelled = %v, want waiting with no trip", got)
+	return methods
+}
+
+var paramPattern = regexp.MustCompile(`\{[a-z_]+\}`)
+
+// fill puts ids into a route pattern: those in ids, a fresh UUID for other
+// *_id parameters, and a real station and area otherwise.
+func fill(pattern string, ids map[string]string) string {
+	return paramPattern.ReplaceAllStringFunc(pattern, func(p string) string {
+		name := strings.Trim(p, "{}")
+		if v, ok := ids[name]; ok {
+			return v
+		}
+		switch name {
+		case "id":
+			return hsrStation
+		case "area_id":
+			return areaA
+		}
+		return uuid.NewString()
+	})
+}
+
+// TestEveryRouteIsGuarded walks every route of the router against a real
+// server: without a token each non-public route answers 401; each role it
+// does not allow answers 403; another user's ids answer 404 and change
+// nothing; a method the path does not serve answers 405 with Allow.
+func TestEveryRouteIsGuarded(t *testing.T) {
+	served := servedRoutes(t)
+	var keys []string
+	for pattern, methods := range served {
+		for _, m := range methods {
+			keys = append(keys, m+" "+pattern)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, ok := routeRules[k]; !ok {
+			t.Errorf("route %s is not in routeRules: say whether it is public and which roles may call it", k)
+		}
+	}
+	for k := range routeRules {
+		if !slices.Contains(keys, k) {
+			t.Errorf("routeRules lists %s, which the router does not serve", k)
+		}
+	}
+	if len(keys) < 30 {
+		t.Fatalf("only %d routes walked: the walk is broken", len(keys))
 	}
 
-	// Another driver approaching the station picks the rider up.
-	d2ws := d2.connect("")
-	d2.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 1})
-	w := newWalker(d2ws, 1500)
-	for w.next() {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	users := map[string]*client{
+		"rider":    signUp(t, s, "rider", "Rider"),
+		"driver":   signUp(t, s, "driver", "Driver"),
+		"operator": operator(t, s, url),
 	}
-	e = rws.NextOf("event", "ride.matched", 5*time.Second)
-	if m := notifytest.Decode[map[string]any](t, e); m["trip_id"] == tripID || m["driver"].(map[string]any)["id"] != d2.id {
-		t.Fatalf("re-match = %s, want a new trip with D2", e.Data)
+	anon := &client{tb: t, base: s.URL}
+
+	t.Run("no token", func(t *testing.T) {
+		for _, k := range keys {
+			if routeRules[k].public {
+				continue
+			}
+			method, pattern, _ := strings.Cut(k, " ")
+			if code := anon.do(method, fill(pattern, nil), nil, nil); code != 401 {
+				t.Errorf("%s without a token = %d, want 401", k, code)
+			}
+		}
+	})
+
+	t.Run("other roles", func(t *testing.T) {
+		for _, k := range keys {
+			rule := routeRules[k]
+			method, pattern, _ := strings.Cut(k, " ")
+			for role, c := range users {
+				if rule.public || slices.Contains(rule.roles, role) {
+					continue
+				}
+				if code := c.do(method, fill(pattern, nil), nil, nil); code != 403 {
+					t.Errorf("%s as %s = %d, want 403", k, role, code)
+				}
+			}
+		}
+	})
+
+	t.Run("wrong method", func(t *testing.T) {
+		for pattern := range served {
+			path := fill(pattern, nil)
+			// The methods served at this path, by any pattern that matches
+			// it (/stations/nearby is also /stations/{id}).
+			var methods []string
+			for p, ms := range served {
+				if regexp.MustCompile("^" + paramPattern.ReplaceAllString(p, "[^/]+") + "$").MatchString(path) {
+					methods = append(methods, ms...)
+				}
+			}
+			allow := allowedOrder(methods)
+			for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+				if slices.Contains(methods, m) {
+					continue
+				}
+				req, _ := http.NewRequest(m, s.URL+path, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 405 || resp.Header.Get("Allow") != allow {
+					t.Errorf("%s %s = %d Allow %q, want 405 Allow %q", m, path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+				}
+			}
+		}
+	})
+
+	// Another user's ids: a second driver and a second rider, each with
+	// the role the route allows, ask for the first pair's route, request
+	// and trip.
+	t.Run("another user's ids", func(t *testing.T) {
+		d, r := users["driver"], users["rider"]
+		tripID, requestID := matchOne(t, s, d, r)
+		route := d.must(200, "GET", "/api/v1/routes/current", nil)
+		ids := map[string]string{"trip_id": tripID, "request_id": requestID, "route_id": route["id"].(string), "rider_id": r.id}
+		others := map[string]*client{"driver": signUp(t, s, "driver", "OtherDriver"), "rider": signUp(t, s, "rider", "OtherRider")}
+		for _, k := range keys {
+			rule := routeRules[k]
+			if !rule.owned {
+				continue
+			}
+			method, pattern, _ := strings.Cut(k, " ")
+			for _, role := range rule.roles {
+				other, ok := others[role]
+				if !ok {
+					continue // operators may see everyone's
+				}
+				if code := other.do(method, fill(pattern, ids), nil, nil); code != 404 {
+					t.Errorf("%s as another %s = %d, want 404", k, role, code)
+				}
+			}
+		}
+		// Nothing changed for the owners.
+		if got := d.must(200, "GET", "/api/v1/routes/"+ids["route_id"], nil); got["status"] != "active" {
+			t.Errorf("the owner's route is %v after strangers' calls", got["status"])
+		}
+		if got := r.must(200, "GET", "/api/v1/ride-requests/"+requestID, nil); got["status"] != "matched" {
+			t.Errorf("the owner's request is %v after strangers' calls", got["status"])
+		}
+		if got := d.must(200, "GET", "/api/v1/trips/"+tripID, nil); got["status"] != "scheduled" || got["arrived_at"] != nil {
+			t.Errorf("the owner's trip is %v (arrived %v) after strangers' calls", got["status"], got["arrived_at"])
+		}
+	})
+}
+
+// allowedOrder is the Allow header the server sends for methods.
+func allowedOrder(methods []string) string {
+	var out []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		if slices.Contains(methods, m) {
+			out = append(out, m)
+		}
 	}
+	return strings.Join(out, ", ")
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +61,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	health := &health{pool: pool}
+	health := &health{pool: pool, logger: logger, now: time.Now}
 	a, err := newApp(cfg, pool, logger, reg)
 	if err != nil {
 		return err
@@ -70,8 +72,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 
 	r := a.router(health, reg, logger)
 
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("listen on %s (--metrics-addr): %w", cfg.metricsAddr, err)
+		}
+		metricsSrv = metricsServer(reg, logger)
+		logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+		fmt.Fprintf(stdout, "lastmile metrics on http://%s/metrics\n", metricsLn.Addr())
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
@@ -84,10 +99,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	srv.RegisterOnShutdown(a.goAway)
 	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
 		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
 	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr().String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, runner := range a.runners {
@@ -99,6 +116,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		}
 		return nil
 	})
+	if metricsSrv != nil {
+		g.Go(func() error {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve metrics: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		health.draining.Store(true)
@@ -108,9 +133,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		}
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		defer cancel()
+		// WebSockets are hijacked connections, which Shutdown neither
+		// tracks nor waits for: tell them to go away alongside, and wait
+		// for both, so that each gets its 1001 before run returns.
+		var sockets sync.WaitGroup
+		sockets.Go(func() { a.goAway(shCtx) })
 		if err := srv.Shutdown(shCtx); err != nil {
 			logger.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
 			srv.Close()
+		}
+		sockets.Wait()
+		if shCtx.Err() != nil {
+			logger.Warn("sockets cut off at the shutdown timeout")
+		}
+		if metricsSrv != nil {
+			// Scrapes are short; the last one may see the final counts.
+			if err := metricsSrv.Shutdown(shCtx); err != nil {
+				metricsSrv.Close()
+			}
 		}
 		return nil
 	})
@@ -119,29 +159,71 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	return err
 }
 
-// router is the whole HTTP surface: operations endpoints and every domain.
+// router is the whole public HTTP surface: operations endpoints and every
+// domain. /metrics is not on it; see metricsServer.
 func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logger) *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
+	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.SecureHeaders, httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
 		httpx.Timeout(30*time.Second, "/api/v1/ws"))
 	r.Get("/healthz", health.live)
 	r.Get("/readyz", health.ready)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	a.mount(r)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, errNoRoute)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		httpx.Error(w, r, errMethod)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req.URL.Path), ", "))
+		httpx.Error(w, req, errMethod)
 	})
 	return r
+}
+
+// allowedMethods lists the methods routes serves at path, asking the router
+// itself, so the Allow header cannot drift from the routes.
+func allowedMethods(routes chi.Routes, path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// metricsServer serves /metrics alone, on the operators' address: what a
+// Prometheus target exposes (runtime, queue depths, route names) is not for
+// the public.
+func metricsServer(reg *prometheus.Registry, logger *slog.Logger) *http.Server {
+	r := chi.NewRouter()
+	r.Use(httpx.SecureHeaders)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // health answers the liveness and readiness probes.
 type health struct {
 	pool     *pgxpool.Pool
+	logger   *slog.Logger
+	now      func() time.Time
 	draining atomic.Bool
+
+	// The write probe's last answer, kept writeProbeEvery so that probes
+	// from every load balancer do not each cost a transaction.
+	mu          sync.Mutex
+	probedAt    time.Time
+	probeResult error
 }
+
+// writeProbeEvery is how long a write probe's answer is reused.
+const writeProbeEvery = 2 * time.Second
 
 // live answers 200 while the process runs.
 func (h *health) live(w http.ResponseWriter, r *http.Request) {
@@ -160,19 +242,46 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reply says what is wrong; the details (addresses, driver errors)
+	// go to the log only.
 	applied, dirty, err := postgres.SchemaVersion(ctx, h.pool)
 	if err != nil {
-		notReady("database unreachable: " + err.Error())
+		h.logger.Warn("not ready: database unreachable", "err", err)
+		notReady("database unreachable")
 		return
 	}
 	want, err := postgres.LatestVersion()
 	if err != nil {
-		notReady(err.Error())
+		h.logger.Error("not ready: embedded migrations unreadable", "err", err)
+		notReady("schema version unknown")
 		return
 	}
 	if dirty || applied < want {
-		notReady(fmt.Sprintf("migrations not applied: database at %d (dirty=%t), binary needs %d", applied, dirty, want))
+		h.logger.Warn("not ready: migrations not applied", "schema_version", applied, "dirty", dirty, "want", want)
+		notReady("migrations not applied: the database schema is older than this version")
+		return
+	}
+	if err := h.canWrite(ctx); err != nil {
+		notReady("database refuses writes")
 		return
 	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"status": "ready", "schema_version": applied})
+}
+
+// canWrite reports whether this replica can write to Postgres (a read-only
+// server, a standby after a fail-over, a full disk all fail), probing at
+// most once every writeProbeEvery. The cause is logged, not shown.
+func (h *health) canWrite(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	if !h.probedAt.IsZero() && now.Sub(h.probedAt) < writeProbeEvery {
+		return h.probeResult
+	}
+	err := postgres.ProbeWrite(ctx, h.pool)
+	if err != nil {
+		h.logger.Warn("not ready: database refuses writes", "err", err)
+	}
+	h.probedAt, h.probeResult = now, err
+	return err
 }

@@ -19,6 +19,7 @@ const (
 	Unauthorized Kind = "unauthorized" // no or bad credentials (401)
 	Forbidden    Kind = "forbidden"    // authenticated, wrong role (403)
 	NotFound     Kind = "not_found"    // unknown, or not the caller's (404)
+	BadMethod    Kind = "bad_method"   // a known path, a method it does not serve (405)
 	Conflict     Kind = "conflict"     // the current state forbids it (409)
 	TooLarge     Kind = "too_large"    // the body is over its size limit (413)
 	RateLimited  Kind = "rate_limited" // too many requests (429)
@@ -52,7 +53,10 @@ func Of(k Kind) error { return kindError(k) }
 // New returns an error of kind k with a client-safe message.
 func New(k Kind, message string) error { return &Error{Kind: k, Message: message} }
 
-// KindOf reports the kind of err, and false when err carries none.
+// KindOf reports the kind of err and a message safe to show a client, and
+// false when err carries none. Errors that say the database cannot serve
+// right now (down, unreachable, read-only, out of disk or connections) are
+// of kind Unavailable with a generic message.
 func KindOf(err error) (Kind, string, bool) {
 	var e *Error
 	if errors.As(err, &e) {
@@ -67,6 +71,9 @@ func KindOf(err error) (Kind, string, bool) {
 		if errors.Is(err, Of(k)) {
 			return k, err.Error(), true
 		}
+	}
+	if databaseUnavailable(err) {
+		return Unavailable, msgDatabaseUnavailable, true
 	}
 	return "", "", false
 }

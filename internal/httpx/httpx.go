@@ -38,11 +38,15 @@ var statusOf = map[fault.Kind]int{
 	fault.Unauthorized: http.StatusUnauthorized,
 	fault.Forbidden:    http.StatusForbidden,
 	fault.NotFound:     http.StatusNotFound,
+	fault.BadMethod:    http.StatusMethodNotAllowed,
 	fault.Conflict:     http.StatusConflict,
 	fault.TooLarge:     http.StatusRequestEntityTooLarge,
 	fault.RateLimited:  http.StatusTooManyRequests,
 	fault.Unavailable:  http.StatusServiceUnavailable,
 }
+
+// unavailableRetry is the Retry-After of a 503 that names no delay of its own.
+const unavailableRetry = 2 * time.Second
 
 // Error writes err as problem+json. Errors of a known fault kind show their
 // message; any other error is logged once with the request id and shown as
@@ -72,12 +76,22 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Title = http.StatusText(p.Status)
 		p.Detail = "internal error"
 	}
-	if after, ok := fault.RetryAfterOf(err); ok {
+	if p.Status == http.StatusServiceUnavailable && ok {
+		// Kept at warn: an outage shows in the log once per request, with
+		// its cause, while the client sees only that it may retry.
+		Logger(r.Context()).Warn("service unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
+	}
+	after, hasAfter := fault.RetryAfterOf(err)
+	switch {
+	case hasAfter:
 		secs := int(after.Round(time.Second) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	case p.Status == http.StatusServiceUnavailable:
+		// Every 503 says when to retry, so that clients and load balancers do.
+		w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetry/time.Second)))
 	}
 	writeJSON(w, "application/problem+json", p.Status, p)
 }

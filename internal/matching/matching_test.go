@@ -265,3 +265,60 @@ func TestDatabaseRefusesNegativeSeats(t *testing.T) {
 		t.Fatalf("seats_free = %d after refused reservations, want 2", rt.SeatsFree)
 	}
 }
+
+// Ten drivers with two seats each approach one station at the same moment
+// while forty riders wait: the ten matches run concurrently, none finds the
+// riders merely locked by another, and the twenty seats go to exactly the
+// twenty earliest arrivals.
+func TestConcurrentMatchesAtOneStationTakeOldestFirst(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	now := time.Now().Truncate(time.Second) // arrival times are whole seconds
+	var reqs []rider.Request
+	for _, i := range rand.Perm(40) { // created in shuffled order
+		r := w.user(t, "rider")
+		req, err := w.riders.Create(ctx, r, rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+			ArrivalTime: now.Add(time.Minute + time.Duration(i)*5*time.Second).UTC().Format(time.RFC3339)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req)
+	}
+	var approaches []location.Approach
+	for range 10 {
+		d := w.user(t, "driver")
+		route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		approaches = append(approaches, w.approach(d, route.ID))
+	}
+	results := make([]Result, len(approaches))
+	errs := make([]error, len(approaches))
+	var wg sync.WaitGroup
+	for i, a := range approaches {
+		wg.Go(func() { results[i], errs[i] = w.match.Match(ctx, a) })
+	}
+	wg.Wait()
+	matched := map[uuid.UUID]bool{}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("driver %d: %v", i, errs[i])
+		}
+		if len(res.Matched) != 2 {
+			t.Errorf("driver %d matched %d riders, want 2 (result %+v)", i, len(res.Matched), res)
+		}
+		for _, id := range res.Matched {
+			if matched[id] {
+				t.Errorf("request %s matched twice", id)
+			}
+			matched[id] = true
+		}
+	}
+	for _, r := range reqs {
+		early := r.ArrivalTime.Before(now.Add(time.Minute + 20*5*time.Second))
+		if matched[r.ID] != early {
+			t.Errorf("request arriving at +%v: matched = %v, want %v", r.ArrivalTime.Sub(now).Round(time.Second), matched[r.ID], early)
+		}
+	}
+}

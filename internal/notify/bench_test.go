@@ -67,7 +67,7 @@ func BenchmarkDeliveryTo1000Sockets(b *testing.B) {
 		})
 	}
 	b.Cleanup(func() {
-		a.svc.GoAway()
+		a.svc.GoAway(context.Background())
 		wg.Wait()
 	})
 

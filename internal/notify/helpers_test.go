@@ -123,7 +123,7 @@ func (e *env) replica(tb testing.TB, cfg Config) *replica {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	tb.Cleanup(func() {
-		svc.GoAway()
+		svc.GoAway(context.Background())
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("Run: %v", err)

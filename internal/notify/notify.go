@@ -81,7 +81,8 @@ type Config struct {
 	// for this long is closed with 1008 (default 10 s). The client resumes
 	// with since.
 	SlowTimeout time.Duration
-	// WriteTimeout bounds one write to a socket (default 10 s).
+	// WriteTimeout: a write still blocked this long after the slow rule
+	// closed the socket drops the connection (default 10 s).
 	WriteTimeout time.Duration
 	// AllowedOrigins are the browser origins, besides the server's own, that
 	// may open a socket: host patterns such as "app.example.com" or
@@ -431,18 +432,18 @@ func (s *Service) DisconnectUser(ctx context.Context, userID uuid.UUID) error {
 }
 
 // GoAway closes every socket with 1001 (going away) and refuses new ones;
-// it returns once they are closed, or after 5 seconds. Call it at shutdown.
-func (s *Service) GoAway() {
+// it returns once every socket has finished its close, or when ctx ends.
+// Call it at shutdown, and wait for it: a process that exits sooner cuts
+// the sockets still closing without a close frame.
+func (s *Service) GoAway(ctx context.Context) {
 	socks := s.hub.shutdown()
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
 	for _, k := range socks {
 		k.close(closeGoingAway)
 	}
 	for _, k := range socks {
 		select {
 		case <-k.done:
-		case <-deadline.C:
+		case <-ctx.Done():
 			return
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
@@ -254,22 +253,6 @@ func newWebPusher(s *Service) *webPusher {
 	}
 }
 
-// refusePrivateAddresses keeps pushes off loopback, private and link-local
-// addresses, so a subscription cannot make the server call internal
-// services; it checks the address actually dialled, after DNS.
-func refusePrivateAddresses(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("push endpoint address %s: %w", address, err)
-	}
-	a := ap.Addr().Unmap()
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("push endpoint address %s is not public: %w", a, ErrPushRejected)
-	}
-	return nil
-}
-
 func (p *webPusher) Push(ctx context.Context, sub PushSubscription, payload []byte) error {
 	keys, err := p.svc.vapidKeys(ctx)
 	if err != nil {
@@ -390,7 +373,16 @@ func (s *Service) checkEndpoint(v *fault.Validation, endpoint string) {
 		v.Add("endpoint", "must be an absolute https URL")
 	case u.Scheme != "https" && !(s.cfg.AllowInsecurePush && u.Scheme == "http"):
 		v.Add("endpoint", "must be an https URL")
+	case !s.cfg.AllowInsecurePush && isSpecialHost(u.Hostname()):
+		v.Add("endpoint", "must be a public push service, not a private or special-purpose address")
 	}
+}
+
+// isSpecialHost reports whether host is an IP literal in a special-purpose
+// range (names are judged when dialled, after DNS).
+func isSpecialHost(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && specialRange(a) != ""
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -44,6 +45,10 @@ var (
 	closeRevoked     = closeReason{websocket.StatusPolicyViolation, "the token was revoked or has expired; sign in again", "revoked", false}
 	closeWriteFailed = closeReason{0, "", "write_failed", false}
 	closeByClient    = closeReason{websocket.StatusNormalClosure, "", "", false}
+	// RFC 6455: data that does not fit the message type closes with 1007;
+	// a type the endpoint does not accept closes with 1003.
+	closeBadUTF8 = closeReason{websocket.StatusInvalidFramePayloadData, "a text message must be valid UTF-8", "invalid_utf8", false}
+	closeBinary  = closeReason{websocket.StatusUnsupportedData, "binary messages are not accepted; send JSON as text", "binary", false}
 )
 
 // outMsg is a message waiting to be written to a socket.
@@ -78,6 +83,9 @@ type socket struct {
 	behindSince atomic.Int64
 	// kickPending: the writer has asked for a load since the last one.
 	kickPending atomic.Bool
+	// writingSince is when (unix ns) the write in progress began, 0 when
+	// the writer is not writing.
+	writingSince atomic.Int64
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -197,17 +205,22 @@ func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 // writer can finish the close handshake.
 func (s *Service) readLoop(ctx context.Context, k *socket) {
 	for {
-		_, data, err := k.conn.Read(ctx)
+		typ, data, err := k.conn.Read(ctx)
 		if err != nil {
 			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
 				s.m.closes.WithLabelValues("too_big").Inc()
 			}
 			return
 		}
-		if k.isClosing() {
-			continue
+		switch {
+		case k.isClosing():
+		case typ != websocket.MessageText:
+			k.close(closeBinary)
+		case !utf8.Valid(data):
+			k.close(closeBadUTF8)
+		default:
+			s.handleMessage(ctx, k, data)
 		}
-		s.handleMessage(ctx, k, data)
 	}
 }
 
@@ -384,14 +397,33 @@ func (s *Service) replay(ctx context.Context, k *socket) bool {
 	}
 }
 
+// write writes one message. A client that stops reading blocks it once the
+// TCP buffers are full. Such a client is slow, and gets 1008 with a close
+// frame once it reads again (the slow rule, from the fetcher or here, after
+// SlowTimeout); only a write still blocked WriteTimeout after that drops
+// the connection without one, since a close frame cannot reach a client
+// that reads nothing. (A write deadline shorter than the slow rule would
+// drop every stalled reader with 1006.)
 func (s *Service) write(ctx context.Context, k *socket, b []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	start := s.now()
+	k.writingSince.Store(start.UnixNano())
+	defer k.writingSince.Store(0)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.SlowTimeout+s.cfg.WriteTimeout)
 	defer cancel()
 	if err := k.conn.Write(wctx, websocket.MessageText, b); err != nil {
 		k.close(closeWriteFailed)
 		return false
 	}
+	if s.now().Sub(start) > s.cfg.SlowTimeout {
+		k.close(closeSlow)
+	}
 	return true
+}
+
+// stalled reports whether k has output it cannot get out: a write in
+// progress or events it had no room for.
+func (k *socket) stalled() bool {
+	return k.writingSince.Load() != 0 || k.behindSince.Load() != 0
 }
 
 // written records a message that reached the socket.
@@ -433,14 +465,24 @@ func (s *Service) pingLoop(ctx context.Context, k *socket) {
 			return
 		case <-t.C:
 		}
+		if k.writingSince.Load() != 0 {
+			continue // the write's own deadline checks this client
+		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
 		err := k.conn.Ping(pctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				k.close(closeNoPong)
-				_ = k.conn.CloseNow()
+			if ctx.Err() != nil {
+				return
 			}
+			if k.stalled() {
+				// A client that stopped reading answers no ping either: it
+				// is slow, and gets 1008 if it reads again.
+				k.close(closeSlow)
+				return
+			}
+			k.close(closeNoPong)
+			_ = k.conn.CloseNow()
 			return
 		}
 	}

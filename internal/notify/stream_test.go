@@ -613,7 +613,7 @@ func TestGoAwayClosesSocketsAndRefusesNewOnes(t *testing.T) {
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
-		a.svc.GoAway()
+		a.svc.GoAway(context.Background())
 	}()
 	if code, _ := c.ExpectClose(5 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("closed with %d, want 1001", code)
@@ -715,4 +715,35 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// A client that stops reading gets 1008 and a reason when it reads again,
+// not a dropped connection (1006), even though the write it blocked has a
+// deadline of its own: as by default, that deadline is no longer than the
+// slow rule.
+func TestStalledReaderGetsACloseFrame(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.SendBuffer = 8
+	cfg.SlowTimeout = time.Second
+	cfg.WriteTimeout = time.Second
+	a := e.replica(t, cfg)
+	u := e.user(t, identity.RoleRider)
+	stalled := a.connect(t, u, "")
+
+	big := map[string]string{"pad": strings.Repeat("x", 64<<10)}
+	closedSlow := func() bool { return value(t, a.svc.m.closes.WithLabelValues("slow")) == 1 }
+	for appended := 0; !closedSlow(); appended++ {
+		if dropped := value(t, a.svc.m.closes.WithLabelValues("write_failed")); dropped != 0 {
+			t.Fatal("the stalled reader was dropped without a close frame")
+		}
+		if appended == 2000 {
+			t.Fatal("the stalled reader was never closed")
+		}
+		e.append(t, a.svc, u, "trip.updated", big)
+	}
+	if code, reason := stalled.ExpectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
+		t.Fatalf("stalled reader closed with %d %q, want 1008 telling it to resume with since", code, reason)
+	}
 }

@@ -242,9 +242,20 @@ func (s *Service) TellCancelled(ctx context.Context, tx pgx.Tx, id uuid.UUID) (R
 
 // LockWaiting locks, in tx, up to limit waiting requests at stationID for
 // areaID whose arrival is no later than latest, oldest arrival first.
-// Requests another transaction holds are skipped, not waited for.
+//
+// It first waits for its turn at the station: until tx ends, no other
+// transaction on any replica takes waiting requests there. So concurrent
+// matches at one station run one after the other, each sees what the
+// previous took, and the oldest arrivals go first across all drivers.
+// The turn is held for the milliseconds of one match; callers must take it
+// after their route lock and before any trip or request lock (the order in
+// docs/decisions.md).
 func (s *Service) LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]Request, error) {
-	rows, err := s.q.WithTx(tx).LockWaiting(ctx, riderdb.LockWaitingParams{StationID: stationID, AreaID: areaID, LatestArrival: latest, Lim: int32(limit)})
+	q := s.q.WithTx(tx)
+	if err := q.LockStationQueue(ctx, stationID); err != nil {
+		return nil, fmt.Errorf("wait for the turn at %s: %w", stationID, err)
+	}
+	rows, err := q.LockWaiting(ctx, riderdb.LockWaitingParams{StationID: stationID, AreaID: areaID, LatestArrival: latest, Lim: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("lock waiting requests at %s for %s: %w", stationID, areaID, err)
 	}

@@ -93,6 +93,54 @@ type View struct {
 	CreatedAt         time.Time   `json:"created_at"`
 }
 
+// SeesDriver reports whether p may see where the trip's driver is now: only
+// while the trip is under way, and only its driver, operators, and riders
+// who hold seats on it now. A rider who cancelled, was marked no-show, was
+// dropped off or released has no business following the driver, even
+// though the trip stays in their history.
+func (v View) SeesDriver(p identity.Principal) bool {
+	if v.Status != Scheduled && v.Status != Active {
+		return false
+	}
+	if p.Role == identity.RoleOperator || p.UserID == v.DriverID {
+		return true
+	}
+	return slices.ContainsFunc(v.Riders, func(r Rider) bool { return r.RiderID == p.UserID && r.holdsSeats() })
+}
+
+// Summary is a trip as its events (trip.assigned, trip.updated,
+// ride.matched) carry it: the trip without its history, and only the
+// riders who are in it (matched, on board or dropped off). Its size is
+// thus bounded by the route's seats however many riders came and went;
+// the history is a REST read (View).
+type Summary struct {
+	ID                uuid.UUID  `json:"id"`
+	DriverID          uuid.UUID  `json:"driver_id"`
+	RouteID           uuid.UUID  `json:"route_id"`
+	StationID         string     `json:"station_id"`
+	DestinationAreaID string     `json:"destination_area_id"`
+	Status            Status     `json:"status"`
+	Riders            []Rider    `json:"riders"`
+	ArrivedAt         *time.Time `json:"arrived_at,omitempty"`
+	StartedAt         *time.Time `json:"started_at,omitempty"`
+	EndedAt           *time.Time `json:"ended_at,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+}
+
+// Summary returns v without its history and without the riders who left.
+func (v View) Summary() Summary {
+	s := Summary{
+		ID: v.ID, DriverID: v.DriverID, RouteID: v.RouteID, StationID: v.StationID, DestinationAreaID: v.DestinationAreaID,
+		Status: v.Status, Riders: []Rider{}, ArrivedAt: v.ArrivedAt, StartedAt: v.StartedAt, EndedAt: v.EndedAt, CreatedAt: v.CreatedAt,
+	}
+	for _, r := range v.Riders {
+		if r.holdsSeats() || r.Status == RiderDroppedOff {
+			s.Riders = append(s.Riders, r)
+		}
+	}
+	return s
+}
+
 // EventView is one recorded move of a trip.
 type EventView struct {
 	Kind string         `json:"kind"`
@@ -225,7 +273,9 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, before Trip, m Move, act
 	for i, e := range m.Events {
 		kinds[i] = e.Kind
 	}
-	payload := map[string]any{"trip": v, "events": kinds}
+	// What changed (each move, with its rider) and a bounded view of the
+	// trip: not its whole history, which grows with every join and leave.
+	payload := map[string]any{"trip": v.Summary(), "events": kinds, "changes": m.Events}
 	if err := s.events.Append(ctx, tx, t.DriverID, "trip.updated", payload); err != nil {
 		return View{}, err
 	}

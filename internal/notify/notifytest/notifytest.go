@@ -29,6 +29,8 @@ type Message struct {
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
 	LastSeq *int64          `json:"last_seq"`
+	// Recv is when the client read the message off the socket.
+	Recv time.Time `json:"-"`
 }
 
 // Decode unmarshals a message's data into a T, failing tb when it cannot.
@@ -97,6 +99,7 @@ func (s *Socket) start() {
 					s.err = fmt.Errorf("decode %s: %w", b, err)
 					return
 				}
+				m.Recv = time.Now()
 				s.msgs <- m
 			}
 		}()
@@ -243,6 +246,10 @@ func (s *Socket) SendRaw(b []byte) {
 		s.tb.Fatalf("write to socket: %v", err)
 	}
 }
+
+// Conn is the underlying connection, for tests that write frames Send
+// cannot (binary, oversized, malformed).
+func (s *Socket) Conn() *websocket.Conn { return s.conn }
 
 // Close closes the socket normally (1000) and stops its reader.
 func (s *Socket) Close() {
