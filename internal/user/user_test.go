@@ -322,6 +322,10 @@ func TestSignUpRateLimit(t *testing.T) {
 // (the owner's) still signs in, and a refused attempt writes nothing.
 func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: -1, LoginFailures: 3})
+	// One fixed instant: the limits count in one-minute windows, and a
+	// slow run must not cross into the next one halfway.
+	at := time.Now().Truncate(time.Minute).Add(-30 * time.Second)
+	e.svc.now = func() time.Time { return at }
 	ctx := context.Background()
 	for _, email := range []string{"victim@example.com", "other@example.com"} {
 		if _, err := e.svc.SignUp(ctx, SignUpInput{Email: email, Password: "right password", Name: "V", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
