@@ -80,7 +80,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
 	}, routeSource{a.drivers, a.stations, a.trips}, a.matching, a.notify, log("location"), reg)
 	a.notify.Handle("location", a.location.HandleMessage)
-	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
+	a.idempotent = httpx.NewIdempotency(pool, log("httpx"), httpx.IdempotencyConfig{})
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 

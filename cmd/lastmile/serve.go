@@ -60,7 +60,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	pool, schema := d.pool, d.schema
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
 	health := &health{pool: pool, logger: logger, now: time.Now}
 	a, err := newApp(cfg, pool, logger, reg)
 	if err != nil {
