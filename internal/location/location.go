@@ -276,6 +276,11 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		s.metrics.restarted.Inc()
 		st.last, st.speed = nil, 0 // the old track says nothing of the speed now
 	}
+	if t.Reanchored {
+		// Stations "reached" on the old track may have been reached by a
+		// glitch: leaving them now must not count as passing them.
+		st.reached = map[string]bool{}
+	}
 	s.updateSpeed(st, f)
 	st.last = t.Last // f
 	st.dirty = true
