@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/lastmile/lastmile/internal/station"
 	"github.com/lastmile/lastmile/internal/trip"
 	"github.com/lastmile/lastmile/internal/user"
+	"github.com/lastmile/lastmile/web"
 )
 
 var (
@@ -40,6 +42,7 @@ type app struct {
 	matching   *matching.Service
 	idempotent *httpx.Idempotency
 	openapi    []byte
+	web        *web.App
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
 	// runners are the long-lived background components, each stopped by
@@ -80,6 +83,9 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 
+	if a.web, err = web.New(cfg.mapTiles); err != nil {
+		return nil, err
+	}
 	a.openapi, err = httpx.OpenAPI(httpx.OpenAPIBase, user.OpenAPI, station.OpenAPI, notify.OpenAPI,
 		driver.OpenAPI, rider.OpenAPI, trip.OpenAPI, location.OpenAPI)
 	if err != nil {
@@ -106,6 +112,10 @@ func (a *app) mount(r chi.Router) {
 	rider.NewHandler(a.riders).Routes(r, requireAuth, idem)
 	trip.NewHandler(a.trips, a.location).Routes(r, requireAuth)
 	location.NewHandler(a.location).Routes(r, requireAuth)
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.Compress(5))
+		a.web.Routes(r)
+	})
 }
 
 // goAway tells long-lived connections that the server is going away.

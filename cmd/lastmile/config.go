@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+
+	"github.com/lastmile/lastmile/web"
 )
 
 // config is everything `lastmile serve` and the tools can be told, by flag
@@ -36,6 +38,7 @@ type config struct {
 	maxSpeedKmh     float64
 	approachEvery   time.Duration
 	trustedProxies  []netip.Prefix
+	mapTiles        string
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -157,6 +160,8 @@ func (c *config) registerServe(fs *flagSet) {
 		return nil
 	})
 	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
+	fs.StringVar(&c.mapTiles, "map-tiles", web.DefaultTiles, "tile URL template for the web app's map ({z}, {x}, {y}; {s} for subdomains)")
+	fs.env("map-tiles", "LASTMILE_MAP_TILES")
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,
