@@ -134,7 +134,7 @@ export function driverScreen({ user, live }) {
       const matched = t.riders.filter((x) => x.status === "matched").length;
       const onBoard = t.riders.filter((x) => x.status === "picked_up").length;
       const noShowAt = arrived ? new Date(t.arrived_at).getTime() + NO_SHOW_WAIT : 0;
-      const act = (label, id, path, enabled, cls) => h("button", { type: "button", class: cls || "", id, disabled: !enabled, onclick: () => act2(t, path) }, label);
+      const act = (label, id, path, enabled, cls) => h("button", { type: "button", class: cls || "", id: id || null, "data-action": path.split("/").pop(), disabled: !enabled, onclick: () => act2(t, path) }, label);
       return h("section", { class: "card trip", "data-trip": t.id, "data-status": t.status },
         h("h2", {}, `Trip at ${stations.name(t.station_id)}`),
         h("p", { class: "trip-status" }, { scheduled: arrived ? "At the station" : "Heading to the station", active: "Under way", completed: "Trip completed", cancelled: "Trip cancelled" }[t.status]),
