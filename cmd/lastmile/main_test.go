@@ -61,7 +61,11 @@ func startServer(tb testing.TB, databaseURL string, env map[string]string) *serv
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		err := run(ctx, []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"},
+		addr := "127.0.0.1:0"
+		if a := env["LASTMILE_ADDR"]; a != "" {
+			addr = a // a fixed port, so a restart keeps the address
+		}
+		err := run(ctx, []string{"lastmile", "serve", "--addr", addr, "--log-format", "json", "--log-level", "debug"},
 			getenv, strings.NewReader(""), pw, s.logs)
 		pw.Close()
 		s.done <- err

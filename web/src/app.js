@@ -15,6 +15,7 @@ const who = document.getElementById("who");
 const signoutButton = document.getElementById("signout");
 
 let current = null; // {live, screen} of the signed-in user
+let shownAuth = ""; // "signin" or "signup" while that form is shown
 
 const screens = { rider: riderScreen, driver: driverScreen, operator: operatorScreen };
 
@@ -62,10 +63,13 @@ function route() {
     stopCurrent();
     const mode = path === "/signup" ? "signup" : "signin";
     if (path !== "/" + mode) history.replaceState({}, "", "/" + mode);
+    if (shownAuth === mode) return; // keep what the user is typing
+    shownAuth = mode;
     document.title = (mode === "signup" ? "Sign up" : "Sign in") + " · LastMile";
     replace(main, authScreen(mode, { onSignedIn: () => go("/" + session().user.role, true), go }));
     return;
   }
+  shownAuth = "";
   const role = s.user.role;
   if (path !== "/" + role) history.replaceState({}, "", "/" + role);
   if (current && current.role === role && current.userId === s.user.id) return;
@@ -95,7 +99,11 @@ function route() {
   live.start();
 }
 
-whenUnauthorized(signedOut);
+// A request answered 401 (signed out elsewhere, token expired) signs out
+// here too; late answers after signing out change nothing.
+whenUnauthorized(() => {
+  if (session()) signedOut();
+});
 signoutButton.addEventListener("click", signOut);
 window.addEventListener("popstate", route);
 route();

@@ -80,7 +80,7 @@ export function operatorScreen() {
       h("td", {}, s.radius_m + " m"),
       h("td", { class: "actions" },
         h("button", { type: "button", class: "link", "aria-label": "Edit " + s.name, onclick: () => edit(s) }, "Edit"),
-        h("button", { type: "button", class: "link danger", "aria-label": "Delete " + s.name, onclick: () => remove(s) }, state.confirming === s.id ? "Confirm delete" : "Delete")))));
+        h("button", { type: "button", class: "link danger", "data-delete": s.id, "aria-label": (state.confirming === s.id ? "Confirm delete of " : "Delete ") + s.name, onclick: () => remove(s) }, state.confirming === s.id ? "Confirm delete" : "Delete")))));
     renderAreas();
   }
 

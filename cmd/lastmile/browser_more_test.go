@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+)
+
+// Sign-up and sign-in errors appear beside the field they concern; a
+// signed-in session survives a reload and ends with sign-out.
+func TestBrowserSignInErrorsAndSession(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	b := newBrowser(t)
+	p := b.open(t, s.URL, "sign-in", phone)
+	email := fmt.Sprintf("mira-%d@example.com", time.Now().UnixNano())
+
+	// Sign-up: empty fields, then a password the server finds too short.
+	p.nav("/signup")
+	p.click(`form button[type="submit"]`)
+	for _, f := range []string{"name", "email", "password"} {
+		p.wait(f+" error", fmt.Sprintf(`document.querySelector('[data-error-for=%q]').innerText !== ""`, f), 5*time.Second)
+	}
+	p.fill("#f-name", "Mira")
+	p.fill("#f-email", email)
+	p.fill("#f-password", "short")
+	p.click(`form button[type="submit"]`)
+	p.waitText(`[data-error-for="password"]`, "at least 8", 5*time.Second)
+	if got := p.text(`[data-error-for="email"]`); got != "" {
+		t.Errorf("email error = %q after a valid email", got)
+	}
+	p.axe("sign-up screen")
+	p.fill("#f-password", "a long password")
+	p.click(`form button[type="submit"]`)
+	p.wait("the rider screen", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
+
+	// The session survives a reload.
+	p.do(chromedp.Reload())
+	p.wait("the rider screen after a reload", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
+	p.waitText("#who", "Mira", 5*time.Second)
+	p.wait("the socket online", `document.querySelector("#conn").dataset.state === "online"`, 10*time.Second)
+
+	// Sign out, then a wrong password: the error is beside the password.
+	p.click("#signout")
+	p.wait("the sign-in screen", `location.pathname === "/signin" && !!document.querySelector("#f-password")`, 10*time.Second)
+	p.fill("#f-email", email)
+	p.fill("#f-password", "not my password")
+	p.click(`form button[type="submit"]`)
+	p.waitText(`[data-error-for="password"]`, "Wrong email or password", 5*time.Second)
+	if !eval[bool](p, `document.querySelector("#f-password").closest(".field").contains(document.querySelector('[data-error-for="password"]')) && document.querySelector("#f-password").getAttribute("aria-invalid") === "true"`) {
+		t.Error("the wrong-password error is not beside the password field, or the field is not marked invalid")
+	}
+	p.axe("sign-in screen with an error")
+	p.shot("signin", phone)
+	p.shot("signin", desktop)
+	p.fill("#f-password", "a long password")
+	p.click(`form button[type="submit"]`)
+	p.wait("the rider screen", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
+	p.clean()
+}
+
+// A page open while its server restarts shows that it is offline, then
+// reconnects by itself and catches up with every event it missed, in
+// order, once each (the events were made on another replica meanwhile).
+func TestBrowserCatchesUpAfterRestart(t *testing.T) {
+	url := pgtest.URL(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{"LASTMILE_ADDR": addr}
+	a := startServer(t, url, env)
+	other := startServer(t, url, nil) // another replica on the same database
+	b := newBrowser(t)
+	p := b.open(t, a.URL, "rider", phone)
+	p.signUp("rider", "Noor", fmt.Sprintf("noor-%d@example.com", time.Now().UnixNano()))
+	p.wait("online", `document.querySelector("#conn").dataset.state === "online"`, 10*time.Second)
+	rdr := &client{tb: t, base: other.URL, role: "rider", token: eval[string](p, `localStorage.getItem("lastmile.token")`)}
+	cycle := func() {
+		req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(10 * time.Minute)})
+		rdr.must(200, "POST", "/api/v1/ride-requests/"+req["id"].(string)+"/cancel", nil)
+	}
+	cycle()
+	p.wait("event 1", `!!document.querySelector('#activity li[data-seq="1"]')`, 10*time.Second)
+
+	p.mu.Lock()
+	p.allowNetErrors = true // the page's requests fail while the server is down
+	p.mu.Unlock()
+	a.shutdown(t)
+	p.wait("the offline indicator", `document.querySelector("#conn").dataset.state === "offline" && document.querySelector("#conn").innerText.includes("Offline")`, 10*time.Second)
+	cycle()
+	cycle()
+	startServer(t, url, env)
+	p.wait("online again", `document.querySelector("#conn").dataset.state === "online"`, 20*time.Second)
+	p.wait("events 2 and 3", `!!document.querySelector('#activity li[data-seq="3"]')`, 10*time.Second)
+	got := eval[[]int](p, `[...document.querySelectorAll('#activity li[data-seq]')].map(li => Number(li.dataset.seq)).reverse()`)
+	if fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("events shown = %v, want [1 2 3]: each once, in order", got)
+	}
+	p.wait("the ride shown cancelled", `document.querySelector("#ride").dataset.status === "cancelled"`, 10*time.Second)
+	p.clean()
+}
+
+// An operator's edit of a station reaches a rider's open page, and
+// deleting a station in use is refused with the reason.
+func TestBrowserOperatorEditReachesRider(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	createOperator(t, url, "ops@example.com", "operator password")
+	b := newBrowser(t)
+	rp := b.open(t, s.URL, "rider", phone)
+	rp.signUp("rider", "Kiran", fmt.Sprintf("kiran-%d@example.com", time.Now().UnixNano()))
+	rp.waitText("#station-list", "HSR Layout", 10*time.Second)
+
+	ops := b.open(t, s.URL, "operator", desktop)
+	ops.signIn("ops@example.com", "operator password")
+	ops.waitText("table.stations", "HSR Layout", 10*time.Second)
+	ops.click(`tr[data-station="hsr"] button[aria-label^="Edit"]`)
+	ops.wait("the edit form", `document.querySelector('#station-form [name="name"]').value === "HSR Layout"`, 5*time.Second)
+	ops.waitText("#areas", "Kudlu Gate", 5*time.Second)
+	ops.fill(`#station-form [name="name"]`, "HSR Layout Junction")
+	ops.click(`#station-form button[type="submit"]`)
+	ops.waitText("table.stations", "HSR Layout Junction", 10*time.Second)
+	rp.waitText("#station-list", "HSR Layout Junction", 15*time.Second)
+
+	// A waiting request refers to HSR: deleting it is refused, explained.
+	rp.click(`#station-list button[data-station="hsr"]`)
+	rp.click("#request-ride")
+	rp.wait("the waiting ride", `document.querySelector("#ride").dataset.status === "waiting"`, 10*time.Second)
+	ops.click(`tr[data-station="hsr"] button[data-delete]`)
+	ops.waitText(`tr[data-station="hsr"]`, "Confirm delete", 5*time.Second)
+	ops.click(`tr[data-station="hsr"] button[data-delete]`)
+	ops.waitText("#stations-error", "cannot be deleted", 10*time.Second)
+	ops.waitText("table.stations", "HSR Layout Junction", 5*time.Second)
+	ops.axe("operator screen while editing")
+	ops.shot("operator-edit", desktop)
+	rp.clean()
+	ops.clean()
+}
