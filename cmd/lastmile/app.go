@@ -32,6 +32,7 @@ var (
 // app is every domain, wired together. This is the one place that knows
 // each concrete type.
 type app struct {
+	tokens     *user.Tokens
 	users      *user.Service
 	stations   *station.Service
 	notify     *notify.Service
@@ -39,6 +40,7 @@ type app struct {
 	riders     *rider.Service
 	trips      *trip.Service
 	location   *location.Service
+	positions  *location.Positions
 	matching   *matching.Service
 	idempotent *httpx.Idempotency
 	openapi    []byte
@@ -53,31 +55,35 @@ type app struct {
 func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	a := &app{trustedProxies: cfg.trustedProxies}
 	log := func(domain string) *slog.Logger { return logger.With("domain", domain) }
-	var err error
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL}, log("user")); err != nil {
+	// Each service is built after everything it needs, so nothing is wired
+	// later: tokens before notify (which checks them) before users (whose
+	// sign-out closes notify's sockets); positions before matching before
+	// location (matching is where location's approaches go).
+	signup, signin, err := cfg.userLimits()
+	if err != nil {
 		return nil, err
 	}
-	a.stations = station.New(pool, log("station"))
-	a.notify, err = notify.New(pool, a.users, notify.Config{
+	a.tokens = user.NewTokens(pool)
+	a.notify, err = notify.New(pool, a.tokens, notify.Config{
 		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
 	}, log("notify"), reg)
 	if err != nil {
 		return nil, err
 	}
-	a.users.UseSessions(a.notify)
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginAddrLimit: signin}, a.notify, log("user")); err != nil {
+		return nil, err
+	}
+	a.stations = station.New(pool, log("station"))
 	ev := events{a.notify}
 	a.drivers = driver.New(pool, log("driver"))
 	a.riders = rider.New(pool, rider.Config{ExpireAfter: cfg.requestExpiry}, ev, log("rider"))
 	a.trips = trip.New(pool, trip.Config{NoShowWait: cfg.noShowWait}, ev, a.riders, a.drivers, log("trip"))
-	a.drivers.UseTrips(a.trips)
-	a.riders.UseTrips(a.trips)
+	a.positions = location.NewPositions(pool, cfg.offlineAfter)
+	a.matching = matching.New(pool, matching.Config{Workers: cfg.matchWorkers, Grace: cfg.matchGrace, OfflineAfter: cfg.offlineAfter},
+		a.drivers, a.riders, a.trips, ev, a.positions, names{a.users}, log("matching"), reg)
 	a.location = location.New(pool, location.Config{
 		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
-	}, routeSource{a.drivers, a.stations, a.trips}, nil, a.notify, log("location"), reg)
-	a.matching = matching.New(pool, matching.Config{Workers: cfg.matchWorkers, Grace: cfg.matchGrace, OfflineAfter: cfg.offlineAfter},
-		a.drivers, a.riders, a.trips, ev, a.location, names{a.users}, log("matching"), reg)
-	a.location.UseSink(a.matching)
-	a.riders.UseMatcher(a.matching)
+	}, routeSource{a.drivers, a.stations, a.trips}, a.matching, a.notify, log("location"), reg)
 	a.notify.Handle("location", a.location.HandleMessage)
 	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
 
@@ -102,23 +108,24 @@ func (a *app) start(ctx context.Context) error {
 
 // mount adds every domain's routes to r.
 func (a *app) mount(r chi.Router) {
-	requireAuth := httpx.RequireAuth(a.users)
+	requireAuth := httpx.RequireAuth(a.tokens)
 	idem := a.idempotent.Middleware
 	httpx.ServeOpenAPI(r, a.openapi)
 	user.NewHandler(a.users).Routes(r, requireAuth)
 	station.NewHandler(a.stations).Routes(r, requireAuth, idem)
 	a.notify.Routes(r, requireAuth)
-	driver.NewHandler(a.drivers).Routes(r, requireAuth, idem)
-	rider.NewHandler(a.riders).Routes(r, requireAuth, idem)
-	trip.NewHandler(a.trips, a.location).Routes(r, requireAuth)
-	location.NewHandler(a.location).Routes(r, requireAuth)
+	driver.NewHandler(a.drivers, a.trips).Routes(r, requireAuth, idem)
+	rider.NewHandler(a.riders, a.matching, a.trips).Routes(r, requireAuth, idem)
+	trip.NewHandler(a.trips, a.positions).Routes(r, requireAuth)
+	location.NewHandler(a.location, a.positions).Routes(r, requireAuth)
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.Compress(5))
 		a.web.Routes(r)
 	})
 }
 
-// goAway tells long-lived connections that the server is going away.
-func (a *app) goAway() {
-	a.notify.GoAway()
+// goAway tells long-lived connections that the server is going away, and
+// returns once they are closed or ctx ends.
+func (a *app) goAway(ctx context.Context) {
+	a.notify.GoAway(ctx)
 }

@@ -106,6 +106,8 @@ type event struct {
 	Data    json.RawMessage `json:"data"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
+	// Recv is when the client read the message off the socket.
+	Recv time.Time `json:"-"`
 }
 
 // socket is a client's WebSocket, read in the background.
@@ -147,6 +149,7 @@ func (c *client) connect(query string) *socket {
 			}
 			var e event
 			if json.Unmarshal(b, &e) == nil {
+				e.Recv = time.Now()
 				s.msgs <- e
 			}
 		}

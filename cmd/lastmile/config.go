@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lmittmann/tint"
 
 	"github.com/lastmile/lastmile/web"
@@ -39,6 +43,11 @@ type config struct {
 	approachEvery   time.Duration
 	trustedProxies  []netip.Prefix
 	mapTiles        string
+	signupLimit     int
+	signinLimit     int
+	// onListen, when set, is told the address serve listens on (simulate
+	// starts its in-process server on a free port).
+	onListen func(addr string)
 }
 
 // envFlag pairs a flag with the environment variable that also sets it.
@@ -84,11 +93,81 @@ func (fs *flagSet) parse(args []string, getenv func(string) string) error {
 	for _, e := range fs.envs {
 		if v := getenv(e.env); v != "" {
 			if err := fs.Set(e.name, v); err != nil {
-				return fmt.Errorf("environment variable %s=%q: %w", e.env, v, err)
+				return fmt.Errorf("environment variable %s=%q (flag --%s): %w", e.env, v, e.name, err)
 			}
 		}
 	}
 	return fs.Parse(args)
+}
+
+func (fs *flagSet) envOf(name string) string {
+	for _, e := range fs.envs {
+		if e.name == name {
+			return e.env
+		}
+	}
+	return ""
+}
+
+// parse reads the command line and environment into c with fs, then
+// validates the whole configuration, so that a bad value stops the program
+// at start rather than being quietly replaced by a default.
+func (c *config) parse(fs *flagSet, args []string, getenv func(string) string) error {
+	if err := fs.parse(args, getenv); err != nil {
+		return err
+	}
+	return c.validate(fs)
+}
+
+// validate checks every flag fs registered and returns one error naming
+// each bad value's flag and environment variable, or nil.
+func (c *config) validate(fs *flagSet) error {
+	var errs []error
+	check := func(name string, ok bool, want string) {
+		f := fs.Lookup(name)
+		if ok || f == nil { // a flag this command does not take
+			return
+		}
+		value := f.Value.String()
+		if name == "database" {
+			value = "…" // a URL may hold a password
+		}
+		errs = append(errs, fmt.Errorf("--%s=%s (%s): %s", name, value, fs.envOf(name), want))
+	}
+	positive := func(name string, d time.Duration) {
+		check(name, d > 0, "must be a duration above 0, such as 30s or 5m")
+	}
+
+	var level slog.Level
+	check("log-level", level.UnmarshalText([]byte(c.logLevel)) == nil, "must be debug, info, warn or error")
+	check("log-format", slices.Contains([]string{"", "text", "json"}, strings.ToLower(c.logFormat)), "must be text or json")
+	check("data", c.databaseURL != "" || strings.TrimSpace(c.dataDir) != "", "must name a folder when --database is unset")
+	if c.databaseURL != "" {
+		_, err := pgconn.ParseConfig(c.databaseURL)
+		check("database", err == nil, "must be a Postgres URL such as postgres://user:pass@host:5432/lastmile")
+	}
+	_, _, err := net.SplitHostPort(c.addr)
+	check("addr", err == nil, "must be host:port or :port, such as :8080")
+	positive("shutdown-timeout", c.shutdownTimeout)
+	check("drain-delay", c.drainDelay >= 0, "must not be negative")
+	check("db-max-conns", c.maxConns >= 1 && c.maxConns <= 1000, "must be a whole number from 1 to 1000")
+	positive("token-ttl", c.tokenTTL)
+	for _, o := range c.allowedOrigins {
+		_, err := path.Match(o, "")
+		check("allowed-origins", err == nil, fmt.Sprintf("%q is not an origin pattern such as https://app.example.com or *.example.com", o))
+	}
+	positive("event-retention", c.eventRetention)
+	positive("request-expiry", c.requestExpiry)
+	positive("no-show-wait", c.noShowWait)
+	positive("match-grace", c.matchGrace)
+	check("match-workers", c.matchWorkers >= 1 && c.matchWorkers <= 256, "must be a whole number from 1 to 256")
+	positive("offline-after", c.offlineAfter)
+	check("max-speed-kmh", c.maxSpeedKmh > 0 && c.maxSpeedKmh <= 1000, "must be above 0 and at most 1000")
+	positive("approach-every", c.approachEvery)
+	if _, err := web.TileOrigin(c.mapTiles); err != nil {
+		check("map-tiles", false, "must be an http(s) tile URL template with {z}, {x} and {y}, such as "+web.DefaultTiles)
+	}
+	return errors.Join(errs...)
 }
 
 // register adds the flags every command that touches the database shares.
@@ -162,6 +241,29 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
 	fs.StringVar(&c.mapTiles, "map-tiles", web.DefaultTiles, "tile URL template for the web app's map ({z}, {x}, {y}; {s} for subdomains)")
 	fs.env("map-tiles", "LASTMILE_MAP_TILES")
+	fs.IntVar(&c.signupLimit, "signup-limit", 10, "sign-ups per client address a minute (0: off)")
+	fs.env("signup-limit", "LASTMILE_SIGNUP_LIMIT")
+	fs.IntVar(&c.signinLimit, "signin-limit", 10, "sign-in attempts per client address a minute (0: off; the per-email limit stays)")
+	fs.env("signin-limit", "LASTMILE_SIGNIN_LIMIT")
+}
+
+// userLimits turns the limit flags into the user domain's settings, where
+// a negative limit is off.
+func (c *config) userLimits() (signup, signinAddr int, err error) {
+	off := func(name string, n int) (int, error) {
+		switch {
+		case n < 0:
+			return 0, fmt.Errorf("--%s %d: want 0 (off) or more", name, n)
+		case n == 0:
+			return -1, nil
+		}
+		return n, nil
+	}
+	if signup, err = off("signup-limit", c.signupLimit); err != nil {
+		return 0, 0, err
+	}
+	signinAddr, err = off("signin-limit", c.signinLimit)
+	return signup, signinAddr, err
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

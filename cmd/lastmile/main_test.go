@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -290,6 +291,45 @@ func TestShutdownTellsSocketsToGoAway(t *testing.T) {
 	}
 	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusGoingAway {
 		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.closeErr)
+	}
+}
+
+// run returns only after every socket got its 1001: the process exits when
+// run returns, and cuts any socket still closing without a close frame.
+// These clients read nothing until run has returned, so each close waits
+// for them; a shutdown that does not wait returns first.
+func TestShutdownWaitsForEverySocketToGoAway(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	var conns []*websocket.Conn
+	for i := range 3 {
+		c := signUp(t, s, "rider", fmt.Sprint("R", i))
+		for range 5 {
+			conn, _, err := websocket.Dial(context.Background(), strings.Replace(s.URL, "http", "ws", 1)+"/api/v1/ws",
+				&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			conns = append(conns, conn)
+		}
+	}
+	if err := s.shutdown(t); err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, f := range []string{"notify.(*Service).GoAway", "notify.(*Service).serveSocket"} {
+		if strings.Contains(stacks, f) {
+			t.Errorf("%s still runs after run returned", f)
+		}
+	}
+	for i, conn := range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err := conn.Read(ctx)
+		cancel()
+		if st := websocket.CloseStatus(err); st != websocket.StatusGoingAway {
+			t.Errorf("socket %d: %v, want a 1001 close frame", i, err)
+		}
 	}
 }
 

@@ -28,6 +28,9 @@ usage:
                                       create an account (password on stdin)
   lastmile stations import FILE       import stations from a GTFS .zip or stops.txt
   lastmile healthcheck [--addr A]     exit 0 when the local server's /readyz answers 200 (for container HEALTHCHECKs)
+  lastmile simulate [--url URL] [--drivers N] [--riders M] [--duration D] [--speedup X] [--json] [--demo]
+                                      simulated drivers and riders against an in-process server (or --url);
+                                      non-zero exit when an invariant broke (lastmile simulate --help)
 
 Every flag can also be set by the environment variable named beside it.
 A command's own flags: lastmile COMMAND --help.
@@ -54,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = runStations(ctx, rest, getenv, stdout, stderr)
 	case "healthcheck":
 		err = runHealthcheck(ctx, rest, getenv, stdout, stderr)
+	case "simulate":
+		err = runSimulate(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "lastmile", buildVersion())
 	case "help":
@@ -109,7 +114,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	var cfg config
 	fs := newFlagSet("migrate", "lastmile migrate [flags]", stderr)
 	cfg.register(fs)
-	if err := fs.parse(args, getenv); err != nil {
+	if err := cfg.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	logger, err := cfg.newLogger(stderr)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("serve", "lastmile [serve] [flags]", stderr)
 	cfg.registerServe(fs)
 	fs.Usage = func() { printOverview(stderr) }
-	if err := fs.parse(args, getenv); err != nil {
+	if err := cfg.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -67,7 +68,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	health := &health{pool: pool}
+	health := &health{pool: pool, logger: logger, now: time.Now}
 	a, err := newApp(cfg, pool, logger, reg)
 	if err != nil {
 		return err
@@ -92,10 +93,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	srv.RegisterOnShutdown(a.goAway)
 	logger.Info("lastmile listening", "addr", ln.Addr().String(), "schema_version", schema,
 		"version", buildVersion(), "startup_ms", time.Since(started).Milliseconds())
 	fmt.Fprintf(stdout, "lastmile listening on http://%s\n", ln.Addr())
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr().String())
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, runner := range a.runners {
@@ -116,9 +119,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		}
 		shCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
 		defer cancel()
+		// WebSockets are hijacked connections, which Shutdown neither
+		// tracks nor waits for: tell them to go away alongside, and wait
+		// for both, so that each gets its 1001 before run returns.
+		var sockets sync.WaitGroup
+		sockets.Go(func() { a.goAway(shCtx) })
 		if err := srv.Shutdown(shCtx); err != nil {
 			logger.Warn("in-flight requests cut off at the shutdown timeout", "err", err)
 			srv.Close()
+		}
+		sockets.Wait()
+		if shCtx.Err() != nil {
+			logger.Warn("sockets cut off at the shutdown timeout")
 		}
 		return nil
 	})
@@ -148,8 +160,19 @@ func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logg
 // health answers the liveness and readiness probes.
 type health struct {
 	pool     *pgxpool.Pool
+	logger   *slog.Logger
+	now      func() time.Time
 	draining atomic.Bool
+
+	// The write probe's last answer, kept writeProbeEvery so that probes
+	// from every load balancer do not each cost a transaction.
+	mu          sync.Mutex
+	probedAt    time.Time
+	probeResult error
 }
+
+// writeProbeEvery is how long a write probe's answer is reused.
+const writeProbeEvery = 2 * time.Second
 
 // live answers 200 while the process runs.
 func (h *health) live(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +193,8 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	applied, dirty, err := postgres.SchemaVersion(ctx, h.pool)
 	if err != nil {
-		notReady("database unreachable: " + err.Error())
+		h.logger.Warn("not ready: database unreachable", "err", err)
+		notReady("database unreachable")
 		return
 	}
 	want, err := postgres.LatestVersion()
@@ -182,5 +206,27 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 		notReady(fmt.Sprintf("migrations not applied: database at %d (dirty=%t), binary needs %d", applied, dirty, want))
 		return
 	}
+	if err := h.canWrite(ctx); err != nil {
+		notReady("database refuses writes")
+		return
+	}
 	httpx.JSON(w, http.StatusOK, map[string]any{"status": "ready", "schema_version": applied})
+}
+
+// canWrite reports whether this replica can write to Postgres (a read-only
+// server, a standby after a fail-over, a full disk all fail), probing at
+// most once every writeProbeEvery. The cause is logged, not shown.
+func (h *health) canWrite(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	if !h.probedAt.IsZero() && now.Sub(h.probedAt) < writeProbeEvery {
+		return h.probeResult
+	}
+	err := postgres.ProbeWrite(ctx, h.pool)
+	if err != nil {
+		h.logger.Warn("not ready: database refuses writes", "err", err)
+	}
+	h.probedAt, h.probeResult = now, err
+	return err
 }

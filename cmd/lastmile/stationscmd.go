@@ -19,7 +19,7 @@ func runStations(ctx context.Context, args []string, getenv func(string) string,
 	var cfg config
 	fs := newFlagSet("stations import", "lastmile stations import [flags] FILE", stderr)
 	cfg.register(fs)
-	if err := fs.parse(args[1:], getenv); err != nil {
+	if err := cfg.parse(fs, args[1:], getenv); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

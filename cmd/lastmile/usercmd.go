@@ -11,7 +11,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/google/uuid"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/user"
 )
@@ -29,7 +30,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	role := fs.String("role", "operator", "rider | driver | operator")
 	email := fs.String("email", "", "the account's email")
 	name := fs.String("name", "", "the account's name")
-	if err := fs.parse(args[1:], getenv); err != nil {
+	if err := cfg.parse(fs, args[1:], getenv); err != nil {
 		return err
 	}
 	password, err := readPassword(stdin, stderr)
@@ -53,16 +54,24 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer pool.Close()
-	users, err := user.New(pool, user.Config{}, logger)
+	users, err := user.New(pool, user.Config{}, noSockets{}, logger)
 	if err != nil {
 		return err
 	}
-	u, err := users.Create(ctx, user.SignUpInput{Email: *email, Password: password, Name: *name, Role: httpx.Role(*role)})
+	u, err := users.Create(ctx, user.SignUpInput{Email: *email, Password: password, Name: *name, Role: identity.Role(*role)})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "created %s %s (%s)\n", u.Role, u.Email, u.ID)
 	return nil
+}
+
+// noSockets stands where notify would in a command that serves no
+// sockets: the user command creates accounts and signs nobody out.
+type noSockets struct{}
+
+func (noSockets) DisconnectUser(context.Context, uuid.UUID) error {
+	return errors.New("the user command holds no live connections; sign out through the server")
 }
 
 func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {

@@ -17,9 +17,16 @@ WHERE (sqlc.narg('rider_id')::uuid IS NULL OR rider_id = sqlc.narg('rider_id'))
 ORDER BY created_at DESC, id DESC
 LIMIT sqlc.arg('lim');
 
+-- name: LockStationQueue :exec
+-- Waits for the turn to take waiting requests at station_id: one
+-- transaction at a time per station, across replicas, until it ends.
+SELECT pg_advisory_xact_lock(hashtextextended('lastmile.waiting.' || sqlc.arg('station_id')::text, 0));
+
 -- name: LockWaiting :many
 -- Waiting requests a driver approaching station_id towards area can take,
--- oldest arrival first; rows another transaction holds are skipped.
+-- oldest arrival first. Rows another transaction holds (a rider
+-- cancelling) are waited for, never skipped: skipping would hand younger
+-- riders out before older ones.
 SELECT * FROM ride_requests
 WHERE station_id = sqlc.arg('station_id')
   AND destination_area_id = sqlc.arg('area_id')
@@ -27,7 +34,7 @@ WHERE station_id = sqlc.arg('station_id')
   AND arrival_time <= sqlc.arg('latest_arrival')
 ORDER BY arrival_time, created_at, id
 LIMIT sqlc.arg('lim')
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE;
 
 -- name: MarkMatched :execrows
 UPDATE ride_requests SET status = 'matched', trip_id = sqlc.arg('trip_id'), matched_at = now(), updated_at = now()

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/driver/internal/driverdb"
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 )
 
@@ -68,19 +68,10 @@ func (r Route) NextStations() []string {
 	return next
 }
 
-// Trips gives up the open trips of a route whose driver cancels it.
-type Trips interface {
-	// ReleaseRoute cancels the route's scheduled trips, hands their matched
-	// riders back to waiting and tells them, in tx. It returns an error of
-	// kind Conflict when riders are on board.
-	ReleaseRoute(ctx context.Context, tx pgx.Tx, routeID, actor uuid.UUID) error
-}
-
 // Service owns routes.
 type Service struct {
 	pool   *pgxpool.Pool
 	q      *driverdb.Queries
-	trips  Trips
 	logger *slog.Logger
 	now    func() time.Time
 }
@@ -89,9 +80,6 @@ type Service struct {
 func New(pool *pgxpool.Pool, logger *slog.Logger) *Service {
 	return &Service{pool: pool, q: driverdb.New(pool), logger: logger, now: time.Now}
 }
-
-// UseTrips sets how cancelling a route gives up its trips.
-func (s *Service) UseTrips(t Trips) { s.trips = t }
 
 // RouteInput is what a driver publishes.
 type RouteInput struct {
@@ -181,9 +169,9 @@ func (s *Service) Current(ctx context.Context, driverID uuid.UUID) (Route, error
 
 // Get returns a route its driver or an operator may see; anyone else gets
 // ErrNotFound, as for an unknown id.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Route, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (Route, error) {
 	row, err := s.q.GetRoute(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != httpx.RoleOperator && row.DriverID != p.UserID) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != identity.RoleOperator && row.DriverID != p.UserID) {
 		return Route{}, ErrNotFound
 	}
 	if err != nil {
@@ -209,55 +197,51 @@ func (s *Service) load(ctx context.Context, q *driverdb.Queries, row driverdb.Ro
 }
 
 // Complete ends the driver's route. Riders still matched or on board make
-// it ErrRidersAboard.
+// it ErrRidersAboard. (Cancelling a route is the trip domain's
+// trip.Service.CancelRoute: it hands the matched riders back.)
 func (s *Service) Complete(ctx context.Context, driverID, routeID uuid.UUID) (Route, error) {
-	return s.end(ctx, driverID, routeID, Completed)
-}
-
-// Cancel ends the driver's route and hands its matched riders back to
-// waiting (they are told, and can be matched to another driver). Riders on
-// board make it a Conflict.
-func (s *Service) Cancel(ctx context.Context, driverID, routeID uuid.UUID) (Route, error) {
-	return s.end(ctx, driverID, routeID, Cancelled)
-}
-
-func (s *Service) end(ctx context.Context, driverID, routeID uuid.UUID, status Status) (Route, error) {
-	var route Route
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := s.q.WithTx(tx)
-		row, err := q.LockRoute(ctx, routeID)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.DriverID != driverID) {
-			return ErrNotFound
-		}
+	route, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (Route, error) {
+		route, err := s.LockActive(ctx, tx, driverID, routeID)
 		if err != nil {
-			return err
+			return Route{}, err
 		}
-		if row.Status != string(Active) {
-			return ErrNotActive
+		if route.SeatsFree != route.SeatsTotal {
+			return Route{}, ErrRidersAboard
 		}
-		switch status {
-		case Completed:
-			if row.SeatsFree != row.SeatsTotal {
-				return ErrRidersAboard
-			}
-		case Cancelled:
-			if s.trips != nil {
-				if err := s.trips.ReleaseRoute(ctx, tx, routeID, driverID); err != nil {
-					return err
-				}
-			}
-		}
-		row, err = q.EndRoute(ctx, driverdb.EndRouteParams{ID: routeID, Status: string(status)})
-		if err != nil {
-			return err
-		}
-		route, err = s.load(ctx, q, row)
-		return err
+		return s.End(ctx, tx, routeID, Completed)
 	})
 	if err != nil {
-		return Route{}, fmt.Errorf("%s route %s: %w", strings.TrimSuffix(string(status), "ed"), routeID, err)
+		return Route{}, fmt.Errorf("complete route %s: %w", routeID, err)
 	}
 	return route, nil
+}
+
+// LockActive locks, in tx, the active route routeID of driverID: the first
+// lock of every transaction that ends a route. It returns ErrNotFound for
+// an unknown route or another driver's, and ErrNotActive for an ended one. The route returned lists no stations.
+func (s *Service) LockActive(ctx context.Context, tx pgx.Tx, driverID, routeID uuid.UUID) (Route, error) {
+	row, err := s.q.WithTx(tx).LockRoute(ctx, routeID)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.DriverID != driverID) {
+		return Route{}, ErrNotFound
+	}
+	if err != nil {
+		return Route{}, fmt.Errorf("lock route %s: %w", routeID, err)
+	}
+	if row.Status != string(Active) {
+		return Route{}, ErrNotActive
+	}
+	return toRoute(row, nil, nil), nil
+}
+
+// End gives the route locked with LockActive its final status (Completed
+// or Cancelled) in tx and returns it as it now is.
+func (s *Service) End(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, status Status) (Route, error) {
+	q := s.q.WithTx(tx)
+	row, err := q.EndRoute(ctx, driverdb.EndRouteParams{ID: routeID, Status: string(status)})
+	if err != nil {
+		return Route{}, fmt.Errorf("end route %s: %w", routeID, err)
+	}
+	return s.load(ctx, q, row)
 }
 
 // Peek reads a route without locking it (ErrNotFound when unknown).

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -16,13 +17,23 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the driver routes API.
-type Handler struct {
-	svc *Service
+// Trips cancels a route: the trip domain owns that transaction, since it
+// hands the route's matched riders back to waiting.
+type Trips interface {
+	// CancelRoute ends the driver's route and hands its matched riders
+	// back to waiting; riders on board make it a Conflict.
+	CancelRoute(ctx context.Context, driverID, routeID uuid.UUID) (Route, error)
 }
 
-// NewHandler returns the routes API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// Handler serves the driver routes API.
+type Handler struct {
+	svc   *Service
+	trips Trips
+}
+
+// NewHandler returns the routes API over svc; cancelling a route goes to
+// trips.
+func NewHandler(svc *Service, trips Trips) *Handler { return &Handler{svc: svc, trips: trips} }
 
 // Routes mounts the API; every call needs a token.
 func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler, idempotent func(http.Handler) http.Handler) {
@@ -37,7 +48,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -56,7 +67,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) current(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -70,7 +81,7 @@ func (h *Handler) current(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleDriver, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -93,11 +104,11 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
-	h.end(w, r, h.svc.Cancel)
+	h.end(w, r, h.trips.CancelRoute)
 }
 
 func (h *Handler) end(w http.ResponseWriter, r *http.Request, do func(ctx context.Context, driverID, routeID uuid.UUID) (Route, error)) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

@@ -6,6 +6,7 @@ package fault
 import (
 	"errors"
 	"strings"
+	"time"
 )
 
 // Kind is a class of failure a client can act on.
@@ -51,7 +52,10 @@ func Of(k Kind) error { return kindError(k) }
 // New returns an error of kind k with a client-safe message.
 func New(k Kind, message string) error { return &Error{Kind: k, Message: message} }
 
-// KindOf reports the kind of err, and false when err carries none.
+// KindOf reports the kind of err and a message safe to show a client, and
+// false when err carries none. Errors that say the database cannot serve
+// right now (down, unreachable, read-only, out of disk or connections) are
+// of kind Unavailable with a generic message.
 func KindOf(err error) (Kind, string, bool) {
 	var e *Error
 	if errors.As(err, &e) {
@@ -67,8 +71,34 @@ func KindOf(err error) (Kind, string, bool) {
 			return k, err.Error(), true
 		}
 	}
+	if databaseUnavailable(err) {
+		return Unavailable, msgDatabaseUnavailable, true
+	}
 	return "", "", false
 }
+
+// RetryAfter returns err asking the client to wait d before trying again
+// (httpx sends it as the Retry-After header). err keeps its kind and still
+// matches, with errors.Is, everything it matched.
+func RetryAfter(err error, d time.Duration) error { return &retryAfter{err: err, after: d} }
+
+// RetryAfterOf returns how long err asks the client to wait, and false when
+// it asks nothing.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var r *retryAfter
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}
+
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (r *retryAfter) Error() string { return r.err.Error() }
+func (r *retryAfter) Unwrap() error { return r.err }
 
 var kinds = []Kind{Invalid, Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Unavailable}
 

@@ -1,58 +1,18 @@
 package httpx
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/identity"
 )
-
-// Role is what a user may do: rider, driver or operator.
-type Role string
-
-// The roles.
-const (
-	RoleRider    Role = "rider"
-	RoleDriver   Role = "driver"
-	RoleOperator Role = "operator"
-)
-
-// Principal is the authenticated caller of a request.
-type Principal struct {
-	UserID uuid.UUID
-	Role   Role
-	// TokenHash identifies the token used, so sign-out can revoke it.
-	TokenHash []byte
-}
-
-// Authenticator turns a bearer token into the principal it belongs to. It
-// returns an error of kind fault.Unauthorized for an unknown, expired or
-// revoked token.
-type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (Principal, error)
-}
-
-const principalKey ctxKey = iota + 100
 
 var (
 	errNoToken   = fault.New(fault.Unauthorized, "missing bearer token: send Authorization: Bearer <token>")
 	errWrongRole = fault.New(fault.Forbidden, "your role may not do this")
 )
-
-// WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
-	return context.WithValue(ctx, principalKey, p)
-}
-
-// PrincipalFrom returns the caller put in ctx by RequireAuth.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey).(Principal)
-	return p, ok
-}
 
 // BearerToken returns the token of an "Authorization: Bearer" header, or of
 // the access_token query parameter when allowQuery is set (for WebSockets,
@@ -70,7 +30,7 @@ func BearerToken(r *http.Request, allowQuery bool) string {
 
 // RequireAuth is middleware that answers 401 unless the request carries a
 // valid bearer token, and puts the caller's Principal in the context.
-func RequireAuth(auth Authenticator) func(http.Handler) http.Handler {
+func RequireAuth(auth identity.Authenticator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok := BearerToken(r, false)
@@ -87,18 +47,18 @@ func RequireAuth(auth Authenticator) func(http.Handler) http.Handler {
 				Error(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(identity.WithPrincipal(r.Context(), p)))
 		})
 	}
 }
 
 // Caller returns the authenticated caller, and an error of kind Forbidden
 // unless its role is one of roles (any role when none are given). Handlers
-// behind RequireAuth call it first: p, err := httpx.Caller(r, httpx.RoleDriver).
-func Caller(r *http.Request, roles ...Role) (Principal, error) {
-	p, ok := PrincipalFrom(r.Context())
+// behind RequireAuth call it first: p, err := httpx.Caller(r, identity.RoleDriver).
+func Caller(r *http.Request, roles ...identity.Role) (identity.Principal, error) {
+	p, ok := identity.PrincipalFrom(r.Context())
 	if !ok {
-		return Principal{}, errNoToken
+		return identity.Principal{}, errNoToken
 	}
 	if len(roles) == 0 {
 		return p, nil

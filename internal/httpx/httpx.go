@@ -44,14 +44,8 @@ var statusOf = map[fault.Kind]int{
 	fault.Unavailable:  http.StatusServiceUnavailable,
 }
 
-// RetryAfter is an error that asks the client to wait before trying again.
-type RetryAfter struct {
-	Err   error
-	Delay time.Duration
-}
-
-func (e *RetryAfter) Error() string { return e.Err.Error() }
-func (e *RetryAfter) Unwrap() error { return e.Err }
+// unavailableRetry is the Retry-After of a 503 that names no delay of its own.
+const unavailableRetry = 2 * time.Second
 
 // Error writes err as problem+json. Errors of a known fault kind show their
 // message; any other error is logged once with the request id and shown as
@@ -81,13 +75,22 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		p.Title = http.StatusText(p.Status)
 		p.Detail = "internal error"
 	}
-	var ra *RetryAfter
-	if errors.As(err, &ra) {
-		secs := int(ra.Delay.Round(time.Second) / time.Second)
+	if p.Status == http.StatusServiceUnavailable && ok {
+		// Kept at warn: an outage shows in the log once per request, with
+		// its cause, while the client sees only that it may retry.
+		Logger(r.Context()).Warn("service unavailable", "err", err, "method", r.Method, "path", r.URL.Path)
+	}
+	after, hasAfter := fault.RetryAfterOf(err)
+	switch {
+	case hasAfter:
+		secs := int(after.Round(time.Second) / time.Second)
 		if secs < 1 {
 			secs = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	case p.Status == http.StatusServiceUnavailable:
+		// Every 503 says when to retry, so that clients and load balancers do.
+		w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetry/time.Second)))
 	}
 	writeJSON(w, "application/problem+json", p.Status, p)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx/internal/idempotencydb"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // Idempotency replays the first answer to a POST that carries an
@@ -47,7 +48,7 @@ const maxReplayBytes = 256 << 10
 func (s *Idempotency) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
-		p, authed := PrincipalFrom(r.Context())
+		p, authed := identity.PrincipalFrom(r.Context())
 		if key == "" || r.Method != http.MethodPost || !authed {
 			next.ServeHTTP(w, r)
 			return
@@ -106,10 +107,10 @@ func (s *Idempotency) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p Principal, key string, fp []byte) {
+func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p identity.Principal, key string, fp []byte) {
 	row, err := s.q.GetKey(r.Context(), idempotencydb.GetKeyParams{UserID: p.UserID, Key: key})
 	if errors.Is(err, pgx.ErrNoRows) { // released between our claim and this read
-		Error(w, r, &RetryAfter{Err: errKeyInFlight, Delay: time.Second})
+		Error(w, r, fault.RetryAfter(errKeyInFlight, time.Second))
 		return
 	}
 	if err != nil {
@@ -121,7 +122,7 @@ func (s *Idempotency) replay(w http.ResponseWriter, r *http.Request, p Principal
 		return
 	}
 	if row.CompletedAt == nil || row.Status == nil {
-		Error(w, r, &RetryAfter{Err: errKeyInFlight, Delay: time.Second})
+		Error(w, r, fault.RetryAfter(errKeyInFlight, time.Second))
 		return
 	}
 	if row.ContentType != nil && *row.ContentType != "" {

@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/lastmile/lastmile/internal/httpx"
 )
 
 // benchAhead is a route of 20 stations around base: the 11th 300 m south
@@ -48,7 +47,7 @@ func BenchmarkFix(b *testing.B) {
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	s.now = func() time.Time { return now }
 	ctx := context.Background()
-	p := httpx.Principal{UserID: driver, Role: httpx.RoleDriver}
+	p := identity.Principal{UserID: driver, Role: identity.RoleDriver}
 
 	// The fix stays put; its time moves on 1 µs a fix, written in place.
 	msg := []byte(fmt.Sprintf(`{"type":"location","lat":%.7f,"lng":%.7f,"at":"2025-03-01T00:00:00.000000Z","speed_mps":8.5,"heading":12}`,

@@ -17,6 +17,7 @@ import (
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -58,8 +59,8 @@ var errNotDriver = fault.New(fault.Forbidden, "only drivers send locations")
 
 // HandleMessage takes a "location" message from a WebSocket. Its errors are
 // sent back to the client as error messages; the socket stays open.
-func (s *Service) HandleMessage(_ context.Context, p httpx.Principal, raw json.RawMessage) error {
-	if p.Role != httpx.RoleDriver {
+func (s *Service) HandleMessage(_ context.Context, p identity.Principal, raw json.RawMessage) error {
+	if p.Role != identity.RoleDriver {
 		return errNotDriver
 	}
 	var in FixInput
@@ -77,11 +78,15 @@ func (s *Service) HandleMessage(_ context.Context, p httpx.Principal, raw json.R
 
 // Handler serves the REST location API.
 type Handler struct {
-	svc *Service
+	svc       *Service
+	positions *Positions
 }
 
-// NewHandler returns the REST location API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// NewHandler returns the REST location API: fixes go to svc, the live map
+// reads positions.
+func NewHandler(svc *Service, positions *Positions) *Handler {
+	return &Handler{svc: svc, positions: positions}
+}
 
 // Routes mounts the API.
 func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
@@ -92,7 +97,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 // online answers the operator's live map: the latest position of every
 // online driver, 100 at most per page (limit, cursor, next_cursor).
 func (h *Handler) online(w http.ResponseWriter, r *http.Request) {
-	if _, err := httpx.Caller(r, httpx.RoleOperator); err != nil {
+	if _, err := httpx.Caller(r, identity.RoleOperator); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
@@ -114,7 +119,7 @@ func (h *Handler) online(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	ps, err := h.svc.Online(r.Context(), after, limit+1)
+	ps, err := h.positions.Online(r.Context(), after, limit+1)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -141,7 +146,7 @@ type rejected struct {
 // cannot hold a socket. Each fix is checked as over the socket; the answer
 // says how many were applied and why any others were not.
 func (h *Handler) post(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleDriver)
+	p, err := httpx.Caller(r, identity.RoleDriver)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return

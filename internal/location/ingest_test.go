@@ -15,7 +15,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // fakeRoutes is the route domain: fixed active routes per driver.
@@ -156,11 +156,11 @@ func TestIngestRejectedFixChangesNothing(t *testing.T) {
 }
 
 func TestHandleMessageFromRiderIsForbidden(t *testing.T) {
-	for _, role := range []httpx.Role{httpx.RoleRider, httpx.RoleOperator} {
+	for _, role := range []identity.Role{identity.RoleRider, identity.RoleOperator} {
 		t.Run(string(role), func(t *testing.T) {
 			tr := newTracker(t, Config{})
 			raw := json.RawMessage(`{"type":"location","lat":12.9716,"lng":77.5946}`)
-			err := tr.s.HandleMessage(context.Background(), httpx.Principal{UserID: tr.driver, Role: role}, raw)
+			err := tr.s.HandleMessage(context.Background(), identity.Principal{UserID: tr.driver, Role: role}, raw)
 			if !errors.Is(err, fault.Of(fault.Forbidden)) {
 				t.Fatalf("HandleMessage = %v, want a Forbidden error", err)
 			}
@@ -193,7 +193,7 @@ func TestHandleMessageInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newTracker(t, Config{})
-			p := httpx.Principal{UserID: tr.driver, Role: httpx.RoleDriver}
+			p := identity.Principal{UserID: tr.driver, Role: identity.RoleDriver}
 			err := tr.s.HandleMessage(context.Background(), p, json.RawMessage(tt.raw))
 			if got := rejectionCode(t, err); got != tt.want {
 				t.Fatalf("HandleMessage(%s) = %q (%v), want %q", tt.raw, got, err, tt.want)

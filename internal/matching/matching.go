@@ -29,8 +29,11 @@ type Routes interface {
 	Reserve(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 }
 
-// Requests locks waiting requests and marks them matched.
+// Requests records ride requests, locks waiting ones and marks them
+// matched. LockWaiting waits for the station's turn first: one transaction
+// at a time takes waiting requests at a station.
 type Requests interface {
+	Create(ctx context.Context, riderID uuid.UUID, in rider.RequestInput) (rider.Request, error)
 	LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]rider.Request, error)
 	MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error
 }
@@ -219,27 +222,21 @@ type Result struct {
 	Skipped string      // why nothing was tried, when nothing was
 }
 
-// Match runs one approach: in one transaction it locks the route, takes
-// the eligible waiting requests at the station (skipping rows another
-// transaction holds), fits them into the free seats, creates or joins the
-// driver's trip there, marks them matched, reserves the seats, and tells
-// each rider (ride.matched) and the driver (trip.assigned). It retries on a
-// serialization failure or deadlock.
+// Match runs one approach: in one transaction it locks the route, waits
+// for its turn at the station (one match at a time per station, across
+// replicas), takes the eligible waiting requests there oldest arrival
+// first, fits them into the free seats, creates or joins the driver's trip
+// there, marks them matched, reserves the seats, and tells each rider
+// (ride.matched) and the driver (trip.assigned). Concurrent approaches at
+// one station therefore never find the riders merely locked by each other:
+// each runs after the other and takes the oldest still waiting. It retries
+// on a serialization failure or deadlock.
 func (s *Service) Match(ctx context.Context, a location.Approach) (Result, error) {
 	if s.now().Sub(a.At) > s.cfg.OfflineAfter {
 		s.m.txs.WithLabelValues("skipped").Inc()
 		return Result{Skipped: "the driver is offline"}, nil
 	}
-	var res Result
-	var err error
-	for attempt := range 5 {
-		res, err = s.matchOnce(ctx, a)
-		if !postgres.Retryable(err) {
-			break
-		}
-		s.m.retries.Inc()
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
+	res, err := s.match(ctx, a)
 	switch {
 	case err != nil:
 		s.m.txs.WithLabelValues("error").Inc()
@@ -268,7 +265,7 @@ func skip(route driver.Route, a location.Approach) string {
 	return ""
 }
 
-func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, error) {
+func (s *Service) match(ctx context.Context, a location.Approach) (Result, error) {
 	// A plain read first: a full or ended route (most re-offered
 	// approaches) costs no transaction and no lock.
 	peek, err := s.routes.Peek(ctx, a.RouteID)
@@ -287,7 +284,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 		return Result{}, fmt.Errorf("name of driver %s: %w", a.DriverID, err)
 	}
 	var res Result
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		res = Result{}
 		route, err := s.routes.Lock(ctx, tx, a.RouteID)
 		if errors.Is(err, driver.ErrNotFound) {
@@ -304,6 +301,8 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 		if eta.IsZero() {
 			eta = s.now()
 		}
+		// The station's turn: from here until commit no other match at
+		// this station runs, and the rows it took are committed.
 		cands, err := s.requests.LockWaiting(ctx, tx, a.StationID, route.DestinationAreaID, eta.Add(s.cfg.Grace), s.cfg.Candidates)
 		if err != nil {
 			return err
@@ -340,7 +339,7 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 			c := cands[ci]
 			c.Status, c.TripID = rider.Matched, &view.ID
 			err := s.events.Append(ctx, tx, c.RiderID, "ride.matched", map[string]any{
-				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view,
+				"ride_request": c, "ride_request_id": c.ID, "trip_id": view.ID, "trip": view.Summary(),
 				"driver":  map[string]any{"id": route.DriverID, "name": name},
 				"vehicle": route.Vehicle, "station_id": a.StationID, "eta": eta.UTC(),
 			})
@@ -349,13 +348,13 @@ func (s *Service) matchOnce(ctx context.Context, a location.Approach) (Result, e
 			}
 		}
 		if err := s.events.Append(ctx, tx, route.DriverID, "trip.assigned", map[string]any{
-			"trip_id": view.ID, "trip": view, "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
+			"trip_id": view.ID, "trip": view.Summary(), "station_id": a.StationID, "riders": riders, "eta": eta.UTC(),
 		}); err != nil {
 			return err
 		}
 		res.TripID, res.Matched = view.ID, ids
 		return nil
-	})
+	}, postgres.OnRetry(func(error) { s.m.retries.Inc() }))
 	if err != nil {
 		return Result{}, fmt.Errorf("match driver %s at %s: %w", a.DriverID, a.StationID, err)
 	}

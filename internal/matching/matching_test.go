@@ -15,8 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/driver"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 	"github.com/lastmile/lastmile/internal/rider"
 	"github.com/lastmile/lastmile/internal/station"
@@ -71,8 +72,6 @@ func newWorld(tb testing.TB) *world {
 	w.drivers = driver.New(pool, logger)
 	w.riders = rider.New(pool, rider.Config{}, w.events, logger)
 	w.trips = trip.New(pool, trip.Config{}, w.events, w.riders, w.drivers, logger)
-	w.drivers.UseTrips(w.trips)
-	w.riders.UseTrips(w.trips)
 	w.match = New(pool, Config{}, w.drivers, w.riders, w.trips, w.events, fakePositions{}, fakeNames{}, logger, prometheus.NewRegistry())
 	return w
 }
@@ -125,7 +124,7 @@ func TestMatchTakesOldestArrivalsThatFit(t *testing.T) {
 		t.Fatalf("matched %v, want [first small] = [%s %s]", res.Matched, first.ID, small.ID)
 	}
 	for _, r := range []rider.Request{big, elsewhere, late} {
-		got, _ := w.riders.Get(ctx, httpx.Principal{UserID: r.RiderID, Role: httpx.RoleRider}, r.ID)
+		got, _ := w.riders.Get(ctx, identity.Principal{UserID: r.RiderID, Role: identity.RoleRider}, r.ID)
 		if got.Status != rider.Waiting {
 			t.Errorf("request %s is %s, want waiting", r.ID, got.Status)
 		}
@@ -195,10 +194,10 @@ func TestInvariantsHoldUnderConcurrency(t *testing.T) {
 				switch rng.IntN(4) {
 				case 0: // a rider cancels, or asks again
 					r := riderIDs[rng.IntN(len(riderIDs))]
-					p := httpx.Principal{UserID: r, Role: httpx.RoleRider}
-					list, err := w.riders.List(ctx, p, "", httpx.Page{Limit: 1})
+					p := identity.Principal{UserID: r, Role: identity.RoleRider}
+					list, err := w.riders.List(ctx, p, "", paging.Page{Limit: 1})
 					if err == nil && len(list) == 1 && (list[0].Status == rider.Waiting || list[0].Status == rider.Matched) {
-						_, _ = w.riders.Cancel(ctx, p, list[0].ID)
+						_, _ = w.trips.CancelRequest(ctx, p, list[0].ID)
 					} else {
 						request(rng, r)
 					}
@@ -264,5 +263,62 @@ func TestDatabaseRefusesNegativeSeats(t *testing.T) {
 	rt, _ := w.drivers.Current(ctx, d)
 	if rt.SeatsFree != 2 {
 		t.Fatalf("seats_free = %d after refused reservations, want 2", rt.SeatsFree)
+	}
+}
+
+// Ten drivers with two seats each approach one station at the same moment
+// while forty riders wait: the ten matches run concurrently, none finds the
+// riders merely locked by another, and the twenty seats go to exactly the
+// twenty earliest arrivals.
+func TestConcurrentMatchesAtOneStationTakeOldestFirst(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	now := time.Now().Truncate(time.Second) // arrival times are whole seconds
+	var reqs []rider.Request
+	for _, i := range rand.Perm(40) { // created in shuffled order
+		r := w.user(t, "rider")
+		req, err := w.riders.Create(ctx, r, rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+			ArrivalTime: now.Add(time.Minute + time.Duration(i)*5*time.Second).UTC().Format(time.RFC3339)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req)
+	}
+	var approaches []location.Approach
+	for range 10 {
+		d := w.user(t, "driver")
+		route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		approaches = append(approaches, w.approach(d, route.ID))
+	}
+	results := make([]Result, len(approaches))
+	errs := make([]error, len(approaches))
+	var wg sync.WaitGroup
+	for i, a := range approaches {
+		wg.Go(func() { results[i], errs[i] = w.match.Match(ctx, a) })
+	}
+	wg.Wait()
+	matched := map[uuid.UUID]bool{}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("driver %d: %v", i, errs[i])
+		}
+		if len(res.Matched) != 2 {
+			t.Errorf("driver %d matched %d riders, want 2 (result %+v)", i, len(res.Matched), res)
+		}
+		for _, id := range res.Matched {
+			if matched[id] {
+				t.Errorf("request %s matched twice", id)
+			}
+			matched[id] = true
+		}
+	}
+	for _, r := range reqs {
+		early := r.ArrivalTime.Before(now.Add(time.Minute + 20*5*time.Second))
+		if matched[r.ID] != early {
+			t.Errorf("request arriving at +%v: matched = %v, want %v", r.ArrivalTime.Sub(now).Round(time.Second), matched[r.ID], early)
+		}
 	}
 }

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 // users inserts n riders at once and returns their ids.
@@ -31,7 +31,7 @@ func (e *env) users(tb testing.TB, n int) []uuid.UUID {
 	}
 	e.auth.mu.Lock()
 	for _, id := range ids {
-		e.auth.tokens[token(id)] = httpx.Principal{UserID: id, Role: httpx.RoleRider}
+		e.auth.tokens[token(id)] = identity.Principal{UserID: id, Role: identity.RoleRider}
 	}
 	e.auth.mu.Unlock()
 	return ids
@@ -67,7 +67,7 @@ func BenchmarkDeliveryTo1000Sockets(b *testing.B) {
 		})
 	}
 	b.Cleanup(func() {
-		a.svc.GoAway()
+		a.svc.GoAway(context.Background())
 		wg.Wait()
 	})
 
@@ -97,7 +97,7 @@ func (e *env) appendRound(tb testing.TB, svc *Service, users []uuid.UUID) {
 			for i, u := range batch {
 				msgs[i] = Message{UserID: u, Kind: "trip.updated", Data: map[string]string{"status": "active"}}
 			}
-			if err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			if err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 				_, err := svc.AppendMany(ctx, tx, msgs)
 				return err
 			}); err != nil {
@@ -136,13 +136,13 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 			if tc.replicas == 2 {
 				reader = e.replica(b, testConfig())
 			}
-			u := e.user(b, httpx.RoleRider)
+			u := e.user(b, identity.RoleRider)
 			c := reader.connect(b, u, "")
 			ctx := context.Background()
 			var lat []time.Duration
 			var seq int64
 			for b.Loop() {
-				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+				err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 					_, err := writer.svc.Append(ctx, tx, u, "trip.updated", map[string]string{"status": "active"})
 					return err
 				})

@@ -26,6 +26,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
@@ -35,15 +36,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // fakeAuth maps tokens to principals, standing in for the user domain.
 type fakeAuth struct {
 	mu     sync.Mutex
-	tokens map[string]httpx.Principal
+	tokens map[string]identity.Principal
 }
 
-func (f *fakeAuth) Authenticate(_ context.Context, token string) (httpx.Principal, error) {
+func (f *fakeAuth) Authenticate(_ context.Context, token string) (identity.Principal, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p, ok := f.tokens[token]
 	if !ok {
-		return httpx.Principal{}, fault.New(fault.Unauthorized, "unknown token")
+		return identity.Principal{}, fault.New(fault.Unauthorized, "unknown token")
 	}
 	return p, nil
 }
@@ -65,7 +66,7 @@ type env struct {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	u := pgtest.URL(tb)
-	return &env{url: u, pool: openPool(tb, u, 10), auth: &fakeAuth{tokens: map[string]httpx.Principal{}}, clock: &testClock{}}
+	return &env{url: u, pool: openPool(tb, u, 10), auth: &fakeAuth{tokens: map[string]identity.Principal{}}, clock: &testClock{}}
 }
 
 func openPool(tb testing.TB, url string, conns int32) *pgxpool.Pool {
@@ -107,7 +108,7 @@ func (e *env) replica(tb testing.TB, cfg Config) *replica {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	tb.Cleanup(func() {
-		svc.GoAway()
+		svc.GoAway(context.Background())
 		cancel()
 		if err := <-done; err != nil {
 			tb.Errorf("Run: %v", err)
@@ -123,7 +124,7 @@ func (e *env) replica(tb testing.TB, cfg Config) *replica {
 }
 
 // user inserts a user of role and returns its id; its token is token(id).
-func (e *env) user(tb testing.TB, role httpx.Role) uuid.UUID {
+func (e *env) user(tb testing.TB, role identity.Role) uuid.UUID {
 	tb.Helper()
 	var id uuid.UUID
 	err := e.pool.QueryRow(context.Background(),
@@ -133,7 +134,7 @@ func (e *env) user(tb testing.TB, role httpx.Role) uuid.UUID {
 		tb.Fatal(err)
 	}
 	e.auth.mu.Lock()
-	e.auth.tokens[token(id)] = httpx.Principal{UserID: id, Role: role}
+	e.auth.tokens[token(id)] = identity.Principal{UserID: id, Role: role}
 	e.auth.mu.Unlock()
 	return id
 }
@@ -144,7 +145,7 @@ func token(id uuid.UUID) string { return "tok-" + id.String() }
 func (e *env) append(tb testing.TB, svc *Service, user uuid.UUID, kind string, data any) Event {
 	tb.Helper()
 	var ev Event
-	err := pgx.BeginFunc(context.Background(), e.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(context.Background(), e.pool, func(tx pgx.Tx) error {
 		var err error
 		ev, err = svc.Append(context.Background(), tx, user, kind, data)
 		return err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -65,7 +65,7 @@ func (h *hub) add(k *socket) error {
 		h.streams[k.user] = st
 	}
 	if len(st.sockets) >= h.perUser {
-		return &httpx.RetryAfter{Err: errTooManySockets, Delay: 30 * time.Second}
+		return fault.RetryAfter(errTooManySockets, 30*time.Second)
 	}
 	st.sockets[k] = struct{}{}
 	h.m.sockets.Inc()

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -80,7 +80,8 @@ type Config struct {
 	// for this long is closed with 1008 (default 10 s). The client resumes
 	// with since.
 	SlowTimeout time.Duration
-	// WriteTimeout bounds one write to a socket (default 10 s).
+	// WriteTimeout: a write still blocked this long after the slow rule
+	// closed the socket drops the connection (default 10 s).
 	WriteTimeout time.Duration
 	// AllowedOrigins are the browser origins, besides the server's own, that
 	// may open a socket: host patterns such as "app.example.com" or
@@ -202,13 +203,13 @@ type Event struct {
 // long. An error of a fault kind is sent back as an error message with that
 // kind as its code (or the error's own ErrorCode() string, when it has
 // one); any other error is logged and sent as "internal".
-type HandlerFunc func(ctx context.Context, p httpx.Principal, raw json.RawMessage) error
+type HandlerFunc func(ctx context.Context, p identity.Principal, raw json.RawMessage) error
 
 // Service owns event streams, sockets and pushes.
 type Service struct {
 	pool    *pgxpool.Pool
 	q       *notifydb.Queries
-	auth    httpx.Authenticator
+	auth    identity.Authenticator
 	cfg     Config
 	logger  *slog.Logger
 	m       *metrics
@@ -236,7 +237,7 @@ type Service struct {
 }
 
 // New returns the event stream service. It registers its metrics on reg.
-func New(pool *pgxpool.Pool, auth httpx.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func New(pool *pgxpool.Pool, auth identity.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -427,18 +428,18 @@ func (s *Service) DisconnectUser(ctx context.Context, userID uuid.UUID) error {
 }
 
 // GoAway closes every socket with 1001 (going away) and refuses new ones;
-// it returns once they are closed, or after 5 seconds. Call it at shutdown.
-func (s *Service) GoAway() {
+// it returns once every socket has finished its close, or when ctx ends.
+// Call it at shutdown, and wait for it: a process that exits sooner cuts
+// the sockets still closing without a close frame.
+func (s *Service) GoAway(ctx context.Context) {
 	socks := s.hub.shutdown()
-	deadline := time.NewTimer(5 * time.Second)
-	defer deadline.Stop()
 	for _, k := range socks {
 		k.close(closeGoingAway)
 	}
 	for _, k := range socks {
 		select {
 		case <-k.done:
-		case <-deadline.C:
+		case <-ctx.Done():
 			return
 		}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 // Push design. An important event (a kind in Config.PushKinds, or appended
@@ -357,20 +358,18 @@ func (s *Service) Subscribe(ctx context.Context, userID uuid.UUID, in Subscripti
 	if err := v.Err(); err != nil {
 		return Subscription{}, err
 	}
-	var row notifydb.UpsertPushSubscriptionRow
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	row, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (notifydb.UpsertPushSubscriptionRow, error) {
 		q := s.q.WithTx(tx)
 		if err := q.DeleteForeignPushSubscription(ctx, notifydb.DeleteForeignPushSubscriptionParams{Endpoint: in.Endpoint, UserID: userID}); err != nil {
-			return err
+			return notifydb.UpsertPushSubscriptionRow{}, err
 		}
-		var err error
-		row, err = q.UpsertPushSubscription(ctx, notifydb.UpsertPushSubscriptionParams{
+		row, err := q.UpsertPushSubscription(ctx, notifydb.UpsertPushSubscriptionParams{
 			UserID: userID, Endpoint: in.Endpoint, P256dh: in.Keys.P256dh, Auth: in.Keys.Auth, ExpiresAt: expires, CreatedAt: now,
 		})
 		if err != nil {
-			return err
+			return notifydb.UpsertPushSubscriptionRow{}, err
 		}
-		return q.TrimPushSubscriptions(ctx, notifydb.TrimPushSubscriptionsParams{UserID: userID, Keep: maxSubscriptions})
+		return row, q.TrimPushSubscriptions(ctx, notifydb.TrimPushSubscriptionsParams{UserID: userID, Keep: maxSubscriptions})
 	})
 	if err != nil {
 		return Subscription{}, fmt.Errorf("store push subscription of user %s: %w", userID, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // browser is a fake browser push subscription: its keys, and a push
@@ -177,7 +178,7 @@ func TestPushSubscriptions(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, pushConfig())
-	u, other := e.user(t, httpx.RoleRider), e.user(t, httpx.RoleRider)
+	u, other := e.user(t, identity.RoleRider), e.user(t, identity.RoleRider)
 	b := newBrowser(t)
 	count := func() (n int) {
 		e.pool.QueryRow(context.Background(), "SELECT count(*) FROM push_subscriptions WHERE user_id = $1", u).Scan(&n)
@@ -224,7 +225,7 @@ func TestImportantEventIsPushedToAnOfflineUser(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, pushConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	b := newBrowser(t)
 	a.do(t, "POST", "/api/v1/push-subscriptions", u, b.subscription(), nil)
 	var key struct {
@@ -258,7 +259,7 @@ func TestEventTakenBySocketIsNotPushed(t *testing.T) {
 	cfg := pushConfig()
 	cfg.PushDelay = 2 * time.Second
 	a, other := e.replica(t, cfg), e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	b := newBrowser(t)
 	a.do(t, "POST", "/api/v1/push-subscriptions", u, b.subscription(), nil)
 	c := other.connect(t, u, "")
@@ -278,7 +279,7 @@ func TestFailedPushesAreRetriedAndGoneSubscriptionsDeleted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, pushConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	b := newBrowser(t, http.StatusServiceUnavailable, http.StatusCreated, http.StatusGone)
 	a.do(t, "POST", "/api/v1/push-subscriptions", u, b.subscription(), nil)
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
 )
 
@@ -54,7 +55,7 @@ type outMsg struct {
 // socket is one client connection. Its handler goroutine reads; one writer
 // goroutine owns every write and the close; a pinger checks liveness.
 type socket struct {
-	p     httpx.Principal
+	p     identity.Principal
 	token string // re-checked while the socket lives, so a revoked token cannot keep it
 	user  uuid.UUID
 	conn  *websocket.Conn // set before the goroutines start
@@ -75,6 +76,9 @@ type socket struct {
 	behindSince atomic.Int64
 	// kickPending: the writer has asked for a load since the last one.
 	kickPending atomic.Bool
+	// writingSince is when (unix ns) the write in progress began, 0 when
+	// the writer is not writing.
+	writingSince atomic.Int64
 
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -87,7 +91,7 @@ type socket struct {
 	strikes []time.Time
 }
 
-func newSocket(p httpx.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
+func newSocket(p identity.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
 		p: p, user: p.UserID, closes: closes,
 		send:    make(chan outMsg, cfg.SendBuffer),
@@ -264,7 +268,7 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 
 // callHandler runs h, turning a panic into an error: one bad message must
 // not take the socket's goroutines (or the process) down with it.
-func callHandler(ctx context.Context, h HandlerFunc, p httpx.Principal, raw json.RawMessage) (err error) {
+func callHandler(ctx context.Context, h HandlerFunc, p identity.Principal, raw json.RawMessage) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("socket message handler panicked: %v", r)
@@ -381,14 +385,33 @@ func (s *Service) replay(ctx context.Context, k *socket) bool {
 	}
 }
 
+// write writes one message. A client that stops reading blocks it once the
+// TCP buffers are full. Such a client is slow, and gets 1008 with a close
+// frame once it reads again (the slow rule, from the fetcher or here, after
+// SlowTimeout); only a write still blocked WriteTimeout after that drops
+// the connection without one, since a close frame cannot reach a client
+// that reads nothing. (A write deadline shorter than the slow rule would
+// drop every stalled reader with 1006.)
 func (s *Service) write(ctx context.Context, k *socket, b []byte) bool {
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	start := s.now()
+	k.writingSince.Store(start.UnixNano())
+	defer k.writingSince.Store(0)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.SlowTimeout+s.cfg.WriteTimeout)
 	defer cancel()
 	if err := k.conn.Write(wctx, websocket.MessageText, b); err != nil {
 		k.close(closeWriteFailed)
 		return false
 	}
+	if s.now().Sub(start) > s.cfg.SlowTimeout {
+		k.close(closeSlow)
+	}
 	return true
+}
+
+// stalled reports whether k has output it cannot get out: a write in
+// progress or events it had no room for.
+func (k *socket) stalled() bool {
+	return k.writingSince.Load() != 0 || k.behindSince.Load() != 0
 }
 
 // written records a message that reached the socket.
@@ -430,14 +453,24 @@ func (s *Service) pingLoop(ctx context.Context, k *socket) {
 			return
 		case <-t.C:
 		}
+		if k.writingSince.Load() != 0 {
+			continue // the write's own deadline checks this client
+		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
 		err := k.conn.Ping(pctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				k.close(closeNoPong)
-				_ = k.conn.CloseNow()
+			if ctx.Err() != nil {
+				return
 			}
+			if k.stalled() {
+				// A client that stopped reading answers no ping either: it
+				// is slow, and gets 1008 if it reads again.
+				k.close(closeSlow)
+				return
+			}
+			k.close(closeNoPong)
+			_ = k.conn.CloseNow()
 			return
 		}
 		// Sign-out closes sockets through a notification; should one be

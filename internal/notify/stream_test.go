@@ -17,19 +17,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 func TestAppendNumbersEachUsersEventsWithoutGaps(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	alice, bob := e.user(t, httpx.RoleRider), e.user(t, httpx.RoleDriver)
+	alice, bob := e.user(t, identity.RoleRider), e.user(t, identity.RoleDriver)
 	ctx := context.Background()
 
 	// A rolled-back append gives its number back.
 	errRollback := errors.New("roll back")
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		if _, err := a.svc.Append(ctx, tx, alice, "ride.matched", nil); err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func TestAppendNumbersEachUsersEventsWithoutGaps(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+				err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 					// Both users in one transaction, in opposite orders: AppendMany
 					// takes the locks in one order, so this cannot deadlock.
 					msgs := []Message{{UserID: alice, Kind: "trip.updated", Data: map[string]int{"w": w, "i": i}}, {UserID: bob, Kind: "trip.updated"}}
@@ -87,7 +88,7 @@ func TestLiveStreamStartsWhenTheUpgradeIsAnswered(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	e.append(t, a.svc, u, "ride.matched", map[string]string{"before": "connect"})
 	e.append(t, a.svc, u, "trip.updated", nil)
 
@@ -104,7 +105,7 @@ func TestResumeGetsExactlyTheMissedEventsInOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 
 	c := a.connect(t, u, "")
 	for range 3 {
@@ -148,7 +149,7 @@ func TestRolledBackTransactionDeliversNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
 	ctx := context.Background()
 
@@ -173,7 +174,7 @@ func TestTwoReplicasDeliverEachOthersEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, b := e.replica(t, testConfig()), e.replica(t, testConfig())
-	rider, driver := e.user(t, httpx.RoleRider), e.user(t, httpx.RoleDriver)
+	rider, driver := e.user(t, identity.RoleRider), e.user(t, identity.RoleDriver)
 
 	onB := b.connect(t, rider, "")
 	onA := a.connect(t, rider, "")
@@ -203,7 +204,7 @@ func TestKilledListenerLosesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
 	ctx := context.Background()
 
@@ -234,7 +235,7 @@ func TestCatchUpFindsEventsWithoutNotifications(t *testing.T) {
 	cfg := testConfig()
 	cfg.CatchUpInterval = 50 * time.Millisecond
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
 	// An event row written without its NOTIFY, as if the notification had
 	// been lost.
@@ -255,7 +256,7 @@ func TestSlowReaderIsClosedAndOthersKeepReceiving(t *testing.T) {
 	cfg.SlowTimeout = 200 * time.Millisecond
 	cfg.CatchUpInterval = 50 * time.Millisecond
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	slow := a.connect(t, u, "")
 	fast := a.connect(t, u, "")
 
@@ -320,7 +321,7 @@ func TestClientMessages(t *testing.T) {
 	cfg.MaxBadMessages = 3
 	cfg.MessageRate, cfg.MessageBurst = 1, 6
 	a := e.replica(t, cfg)
-	driver := e.user(t, httpx.RoleDriver)
+	driver := e.user(t, identity.RoleDriver)
 
 	type fix struct {
 		Type string  `json:"type"`
@@ -330,8 +331,8 @@ func TestClientMessages(t *testing.T) {
 		mu  sync.Mutex
 		got []fix
 	)
-	a.svc.Handle("location", func(ctx context.Context, p httpx.Principal, raw json.RawMessage) error {
-		if p.Role != httpx.RoleDriver {
+	a.svc.Handle("location", func(ctx context.Context, p identity.Principal, raw json.RawMessage) error {
+		if p.Role != identity.RoleDriver {
 			return fault.New(fault.Forbidden, "only drivers send locations")
 		}
 		var f fix
@@ -347,7 +348,7 @@ func TestClientMessages(t *testing.T) {
 		return nil
 	})
 
-	a.svc.Handle("crash", func(context.Context, httpx.Principal, json.RawMessage) error { panic("boom") })
+	a.svc.Handle("crash", func(context.Context, identity.Principal, json.RawMessage) error { panic("boom") })
 
 	t.Run("a handler that panics gets an internal error", func(t *testing.T) {
 		c := a.connect(t, driver, "")
@@ -437,7 +438,7 @@ func TestDisconnectUserClosesSocketsOnEveryReplica(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, b := e.replica(t, testConfig()), e.replica(t, testConfig())
-	u, other := e.user(t, httpx.RoleRider), e.user(t, httpx.RoleRider)
+	u, other := e.user(t, identity.RoleRider), e.user(t, identity.RoleRider)
 	onA, onB := a.connect(t, u, ""), b.connect(t, u, "")
 	otherOnB := b.connect(t, other, "")
 
@@ -461,7 +462,7 @@ func TestSinceTooOld(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	for range 3 {
 		e.append(t, a.svc, u, "trip.updated", nil)
 	}
@@ -514,7 +515,7 @@ func TestHandshake(t *testing.T) {
 	cfg := testConfig()
 	cfg.AllowedOrigins = []string{"*.lastmile.test", "https://partner.example"}
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	own := a.srv.Listener.Addr().String()
 
 	for _, tc := range []struct {
@@ -559,7 +560,7 @@ func TestEventsOverREST(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u, other := e.user(t, httpx.RoleRider), e.user(t, httpx.RoleRider)
+	u, other := e.user(t, identity.RoleRider), e.user(t, identity.RoleRider)
 	for i := range 25 {
 		e.append(t, a.svc, u, "trip.updated", map[string]int{"i": i + 1})
 	}
@@ -606,12 +607,12 @@ func TestGoAwayClosesSocketsAndRefusesNewOnes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a := e.replica(t, testConfig())
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
-		a.svc.GoAway()
+		a.svc.GoAway(context.Background())
 	}()
 	if code, _ := c.expectClose(5 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("closed with %d, want 1001", code)
@@ -635,7 +636,7 @@ func TestUnansweredPingsCloseTheSocket(t *testing.T) {
 	cfg.PingInterval = 50 * time.Millisecond
 	cfg.PongTimeout = 50 * time.Millisecond
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	a.connect(t, u, "") // never reads, so never answers a ping
 	eventually(t, 5*time.Second, "the socket to be dropped", func() bool {
 		return value(t, a.svc.m.closes.WithLabelValues("no_pong")) == 1 && value(t, a.svc.m.sockets) == 0
@@ -654,7 +655,7 @@ func TestDisposableMessagesGiveWayToStoredEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := newSocket(httpx.Principal{UserID: uuid.New()}, Config{SendBuffer: 8, MessageRate: 1, MessageBurst: 1}, m.closes)
+	k := newSocket(identity.Principal{UserID: uuid.New()}, Config{SendBuffer: 8, MessageRate: 1, MessageBurst: 1}, m.closes)
 	for i := range 8 {
 		if ok := k.offerDisposable([]byte("{}")); ok != (i < 5) {
 			t.Fatalf("offer %d with %d queued: %t", i, len(k.send), ok)
@@ -675,7 +676,7 @@ func TestRevokedTokenClosesItsSocket(t *testing.T) {
 	cfg := testConfig()
 	cfg.PingInterval = 50 * time.Millisecond
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
 	c.expectQuiet()
 	e.auth.mu.Lock()
@@ -695,7 +696,7 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxSocketsPerUser = 2
 	a := e.replica(t, cfg)
-	u := e.user(t, httpx.RoleRider)
+	u := e.user(t, identity.RoleRider)
 	first := a.connect(t, u, "")
 	a.connect(t, u, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -704,7 +705,7 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third socket: err %v, response %+v; want 429 with Retry-After", err, resp)
 	}
-	a.connect(t, e.user(t, httpx.RoleRider), "") // other users are not affected
+	a.connect(t, e.user(t, identity.RoleRider), "") // other users are not affected
 	first.conn.Close(websocket.StatusNormalClosure, "")
 	eventually(t, 5*time.Second, "room for another socket", func() bool {
 		c, _, err := a.dial(ctx, "", http.Header{"Authorization": {"Bearer " + token(u)}})
@@ -713,4 +714,35 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// A client that stops reading gets 1008 and a reason when it reads again,
+// not a dropped connection (1006), even though the write it blocked has a
+// deadline of its own: as by default, that deadline is no longer than the
+// slow rule.
+func TestStalledReaderGetsACloseFrame(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.SendBuffer = 8
+	cfg.SlowTimeout = time.Second
+	cfg.WriteTimeout = time.Second
+	a := e.replica(t, cfg)
+	u := e.user(t, identity.RoleRider)
+	stalled := a.connect(t, u, "")
+
+	big := map[string]string{"pad": strings.Repeat("x", 64<<10)}
+	closedSlow := func() bool { return value(t, a.svc.m.closes.WithLabelValues("slow")) == 1 }
+	for appended := 0; !closedSlow(); appended++ {
+		if dropped := value(t, a.svc.m.closes.WithLabelValues("write_failed")); dropped != 0 {
+			t.Fatal("the stalled reader was dropped without a close frame")
+		}
+		if appended == 2000 {
+			t.Fatal("the stalled reader was never closed")
+		}
+		e.append(t, a.svc, u, "trip.updated", big)
+	}
+	if code, reason := stalled.expectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
+		t.Fatalf("stalled reader closed with %d %q, want 1008 telling it to resume with since", code, reason)
+	}
 }

@@ -128,3 +128,13 @@ func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (version uint, dirty
 	}
 	return uint(v), dirty, nil
 }
+
+// ProbeWrite checks that Postgres accepts a write through pool by updating
+// the one row of write_probe, which a read-only server, a standby or a
+// server that cannot write its log refuses.
+func ProbeWrite(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, "UPDATE write_probe SET written_at = now() WHERE id = 1"); err != nil {
+		return fmt.Errorf("probe a write: %w", err)
+	}
+	return nil
+}

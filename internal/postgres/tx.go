@@ -17,24 +17,74 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// InTx runs fn in one transaction and commits it, retrying the whole
-// transaction (up to 5 times) when Postgres reports a serialization failure
-// or a deadlock. fn must therefore do nothing outside the transaction that
-// cannot be repeated.
-func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
+// maxAttempts bounds how often one transaction is run.
+const maxAttempts = 5
+
+// TxOption changes how InTx runs a transaction.
+type TxOption func(*txConfig)
+
+type txConfig struct {
+	onRetry func(err error)
+}
+
+// OnRetry calls f with the serialization failure or deadlock before each
+// retry, for example to count retries in a metric.
+func OnRetry(f func(err error)) TxOption {
+	return func(c *txConfig) { c.onRetry = f }
+}
+
+// InTx runs fn in one transaction and commits it; it is the one way this
+// code base runs a transaction. When Postgres reports a serialization
+// failure or a deadlock, the whole transaction runs again (up to 5 attempts
+// in all, after a short back-off that ends early when ctx is cancelled), so
+// fn must do nothing outside the transaction that cannot be repeated.
+// Giving up after the last attempt is an error of kind Unavailable that
+// wraps the database's.
+func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error, opts ...TxOption) error {
+	var cfg txConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	var err error
-	for attempt := range 5 {
+	for attempt := range maxAttempts {
 		err = pgx.BeginFunc(ctx, db, fn)
 		if !Retryable(err) {
 			return err
 		}
+		if attempt == maxAttempts-1 {
+			break
+		}
+		if cfg.onRetry != nil {
+			cfg.onRetry(err)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * 5 * time.Millisecond)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		case <-t.C:
 		}
 	}
-	return fmt.Errorf("%w (gave up after 5 attempts): %w", errBusy, err)
+	return fmt.Errorf("%w (gave up after %d attempts): %w", errBusy, maxAttempts, err)
+}
+
+// InTxValue is InTx for a transaction that returns a value: the value of
+// the attempt that committed, or the zero value with the error.
+func InTxValue[T any](ctx context.Context, db Beginner, fn func(pgx.Tx) (T, error), opts ...TxOption) (T, error) {
+	var out T
+	err := InTx(ctx, db, func(tx pgx.Tx) error {
+		v, err := fn(tx)
+		out = v
+		return err
+	}, opts...)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
 }
 
 var errBusy = fault.New(fault.Unavailable, "the database is busy; try again")

@@ -1,6 +1,7 @@
 package rider
 
 import (
+	"context"
 	_ "embed"
 	"net/http"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -16,13 +19,32 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Handler serves the ride requests API.
-type Handler struct {
-	svc *Service
+// Matcher asks for a ride: the matching domain records the request (with
+// Service.Create) and offers it at once to drivers already approaching its
+// station.
+type Matcher interface {
+	Request(ctx context.Context, riderID uuid.UUID, in RequestInput) (Request, error)
 }
 
-// NewHandler returns the ride requests API over svc.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// Trips cancels a ride request: the trip domain owns that transaction,
+// since a matched rider leaves their trip and frees its seats. A request
+// past pickup, or already ended, is a Conflict.
+type Trips interface {
+	CancelRequest(ctx context.Context, p identity.Principal, id uuid.UUID) (Request, error)
+}
+
+// Handler serves the ride requests API.
+type Handler struct {
+	svc     *Service
+	matcher Matcher
+	trips   Trips
+}
+
+// NewHandler returns the ride requests API over svc; asking for a ride
+// goes to matcher, cancelling one to trips.
+func NewHandler(svc *Service, matcher Matcher, trips Trips) *Handler {
+	return &Handler{svc: svc, matcher: matcher, trips: trips}
+}
 
 // Routes mounts the API; every call needs a token, and creating accepts an
 // Idempotency-Key.
@@ -38,7 +60,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider)
+	p, err := httpx.Caller(r, identity.RoleRider)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -48,7 +70,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	req, err := h.svc.Create(r.Context(), p.UserID, in)
+	req, err := h.matcher.Request(r.Context(), p.UserID, in)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -57,7 +79,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -72,7 +94,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	reqs, next := httpx.Trim(reqs, want, func(q Request) (time.Time, uuid.UUID) { return q.CreatedAt, q.ID })
+	reqs, next := paging.Trim(reqs, want, func(q Request) (time.Time, uuid.UUID) { return q.CreatedAt, q.ID })
 	out := map[string]any{"ride_requests": reqs}
 	if next != "" {
 		out["next_cursor"] = next
@@ -81,7 +103,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -100,7 +122,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Caller(r, httpx.RoleRider, httpx.RoleOperator)
+	p, err := httpx.Caller(r, identity.RoleRider, identity.RoleOperator)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -110,7 +132,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	req, err := h.svc.Cancel(r.Context(), p, id)
+	req, err := h.trips.CancelRequest(r.Context(), p, id)
 	if err != nil {
 		httpx.Error(w, r, err)
 		return
@@ -120,7 +142,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 
 // stats answers the operator's live counters.
 func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
-	if _, err := httpx.Caller(r, httpx.RoleOperator); err != nil {
+	if _, err := httpx.Caller(r, identity.RoleOperator); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/rider/internal/riderdb"
 )
@@ -59,21 +60,6 @@ type Events interface {
 	Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) error
 }
 
-// Trips takes a matched rider out of their trip when they cancel.
-type Trips interface {
-	// CancelRider records in tx that the rider of requestID left tripID
-	// before pickup: the trip changes, the seats are freed, the request
-	// becomes cancelled and the trip's people are told. It returns an
-	// error of kind Conflict when that is no longer allowed.
-	CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error
-}
-
-// Matcher is told of each new request, so that a driver already
-// approaching its station takes it at once.
-type Matcher interface {
-	RequestCreated(ctx context.Context, r Request)
-}
-
 // Config tunes ride requests.
 type Config struct {
 	// ExpireAfter is how long after its arrival time a waiting request
@@ -85,14 +71,12 @@ type Config struct {
 
 // Service owns ride requests.
 type Service struct {
-	pool    *pgxpool.Pool
-	q       *riderdb.Queries
-	cfg     Config
-	events  Events
-	trips   Trips
-	matcher Matcher
-	logger  *slog.Logger
-	now     func() time.Time
+	pool   *pgxpool.Pool
+	q      *riderdb.Queries
+	cfg    Config
+	events Events
+	logger *slog.Logger
+	now    func() time.Time
 }
 
 // New returns the ride requests service; events must not be nil.
@@ -106,12 +90,6 @@ func New(pool *pgxpool.Pool, cfg Config, events Events, logger *slog.Logger) *Se
 	}
 	return &Service{pool: pool, q: riderdb.New(pool), cfg: cfg, events: events, logger: logger, now: time.Now}
 }
-
-// UseTrips sets how a matched rider's cancellation reaches the trip.
-func (s *Service) UseTrips(t Trips) { s.trips = t }
-
-// UseMatcher sets who hears of new requests.
-func (s *Service) UseMatcher(m Matcher) { s.matcher = m }
 
 // RequestInput is what a rider sends.
 type RequestInput struct {
@@ -146,6 +124,8 @@ func (s *Service) validate(in RequestInput) (time.Time, int, error) {
 
 // Create records a rider's request. A rider has at most one open request
 // (ErrOpenRequest); an unknown station or area is a validation error.
+// (Asking for a ride is the matching domain's matching.Service.Request: it
+// calls Create and offers the request to drivers already approaching.)
 func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput) (Request, error) {
 	at, party, err := s.validate(in)
 	if err != nil {
@@ -166,18 +146,14 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, fmt.Errorf("create ride request: %w", err)
 	}
-	req := toRequest(row)
-	if s.matcher != nil {
-		s.matcher.RequestCreated(ctx, req)
-	}
-	return req, nil
+	return toRequest(row), nil
 }
 
 // Get returns a request its rider or an operator may see; anyone else gets
 // ErrNotFound, as for an unknown id.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Request, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (Request, error) {
 	row, err := s.q.GetRequest(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != httpx.RoleOperator && row.RiderID != p.UserID) {
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && p.Role != identity.RoleOperator && row.RiderID != p.UserID) {
 		return Request{}, ErrNotFound
 	}
 	if err != nil {
@@ -188,12 +164,12 @@ func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Req
 
 // List returns the caller's requests (all requests for an operator),
 // newest first, optionally of one status, a page at a time.
-func (s *Service) List(ctx context.Context, p httpx.Principal, status string, page httpx.Page) ([]Request, error) {
+func (s *Service) List(ctx context.Context, p identity.Principal, status string, page paging.Page) ([]Request, error) {
 	params := riderdb.ListRequestsParams{Lim: int32(page.Limit), BeforeAt: page.BeforeAt}
 	if page.BeforeAt != nil {
 		params.BeforeID = &page.BeforeID
 	}
-	if p.Role != httpx.RoleOperator {
+	if p.Role != identity.RoleOperator {
 		params.RiderID = &p.UserID
 	}
 	if status != "" {
@@ -217,80 +193,69 @@ func (s *Service) List(ctx context.Context, p httpx.Principal, status string, pa
 	return out, nil
 }
 
-// Cancel cancels the rider's own request before pickup; a matched
-// request gives its seats back. A request past pickup, or already ended,
-// is a Conflict.
-//
-// Locks are taken in the order every trip-changing transaction uses
-// (route, trip, request): a matched request is left to the trip domain,
-// which locks the route and trip first; a waiting request is locked alone
-// and, should it turn out matched meanwhile, the transaction starts over.
-func (s *Service) Cancel(ctx context.Context, p httpx.Principal, id uuid.UUID) (Request, error) {
-	var req Request
-	for attempt := 0; ; attempt++ {
-		err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-			q := s.q.WithTx(tx)
-			row, err := q.GetRequest(ctx, id)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != httpx.RoleOperator) {
-				return ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
-			switch Status(row.Status) {
-			case Waiting:
-				if row, err = q.LockRequest(ctx, id); err != nil {
-					return err
-				}
-				if Status(row.Status) != Waiting {
-					return errStartOver
-				}
-				if _, err := q.SetRequestStatus(ctx, riderdb.SetRequestStatusParams{ID: id, Status: string(Cancelled)}); err != nil {
-					return err
-				}
-			case Matched:
-				if s.trips == nil || row.TripID == nil {
-					return fmt.Errorf("matched request %s has no trip to leave", id)
-				}
-				if err := s.trips.CancelRider(ctx, tx, *row.TripID, id, p.UserID); err != nil {
-					// The driver may have given the route up meanwhile,
-					// handing the request back: then read it again.
-					if now, rerr := q.GetRequest(ctx, id); rerr == nil && (Status(now.Status) != Matched || *now.TripID != *row.TripID) {
-						return errStartOver
-					}
-					return err
-				}
-			default:
-				return fault.New(fault.Conflict, fmt.Sprintf("the ride is %s and can no longer be cancelled", row.Status))
-			}
-			if row, err = q.GetRequest(ctx, id); err != nil {
-				return err
-			}
-			req = toRequest(row)
-			return s.events.Append(ctx, tx, row.RiderID, "ride.cancelled", map[string]any{"ride_request": req})
-		})
-		if errors.Is(err, errStartOver) {
-			if attempt < 3 {
-				continue
-			}
-			err = fault.New(fault.Conflict, "the ride request keeps changing; try again")
-		}
-		if err != nil {
-			return Request{}, fmt.Errorf("cancel ride request %s: %w", id, err)
-		}
-		return req, nil
+// Read returns, in tx, a request its rider or an operator may see; anyone
+// else gets ErrNotFound, as for an unknown id.
+func (s *Service) Read(ctx context.Context, tx pgx.Tx, p identity.Principal, id uuid.UUID) (Request, error) {
+	row, err := s.q.WithTx(tx).GetRequest(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && row.RiderID != p.UserID && p.Role != identity.RoleOperator) {
+		return Request{}, ErrNotFound
 	}
+	if err != nil {
+		return Request{}, fmt.Errorf("read ride request %s: %w", id, err)
+	}
+	return toRequest(row), nil
 }
 
-// errStartOver rolls a cancellation back to run it again: the request
-// changed between reading it and locking it.
-var errStartOver = errors.New("the ride request changed meanwhile")
+// ErrChanged means a request changed between reading and locking it; the
+// caller rolls back and starts over.
+var ErrChanged = errors.New("the ride request changed meanwhile")
+
+// CancelWaiting locks a waiting request in tx and cancels it. It returns
+// ErrChanged when the request is no longer waiting (it was matched
+// meanwhile): a matched request must be cancelled through its trip, which
+// locks route and trip before the request.
+func (s *Service) CancelWaiting(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	q := s.q.WithTx(tx)
+	row, err := q.LockRequest(ctx, id)
+	if err != nil {
+		return fmt.Errorf("lock ride request %s: %w", id, err)
+	}
+	if Status(row.Status) != Waiting {
+		return ErrChanged
+	}
+	if _, err := q.SetRequestStatus(ctx, riderdb.SetRequestStatusParams{ID: id, Status: string(Cancelled)}); err != nil {
+		return fmt.Errorf("cancel ride request %s: %w", id, err)
+	}
+	return nil
+}
+
+// TellCancelled tells the rider, in tx, that their request is cancelled
+// (ride.cancelled) and returns it as it now is.
+func (s *Service) TellCancelled(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Request, error) {
+	row, err := s.q.WithTx(tx).GetRequest(ctx, id)
+	if err != nil {
+		return Request{}, fmt.Errorf("read ride request %s: %w", id, err)
+	}
+	req := toRequest(row)
+	return req, s.events.Append(ctx, tx, row.RiderID, "ride.cancelled", map[string]any{"ride_request": req})
+}
 
 // LockWaiting locks, in tx, up to limit waiting requests at stationID for
 // areaID whose arrival is no later than latest, oldest arrival first.
-// Requests another transaction holds are skipped, not waited for.
+//
+// It first waits for its turn at the station: until tx ends, no other
+// transaction on any replica takes waiting requests there. So concurrent
+// matches at one station run one after the other, each sees what the
+// previous took, and the oldest arrivals go first across all drivers.
+// The turn is held for the milliseconds of one match; callers must take it
+// after their route lock and before any trip or request lock (the order in
+// docs/decisions.md).
 func (s *Service) LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]Request, error) {
-	rows, err := s.q.WithTx(tx).LockWaiting(ctx, riderdb.LockWaitingParams{StationID: stationID, AreaID: areaID, LatestArrival: latest, Lim: int32(limit)})
+	q := s.q.WithTx(tx)
+	if err := q.LockStationQueue(ctx, stationID); err != nil {
+		return nil, fmt.Errorf("wait for the turn at %s: %w", stationID, err)
+	}
+	rows, err := q.LockWaiting(ctx, riderdb.LockWaitingParams{StationID: stationID, AreaID: areaID, LatestArrival: latest, Lim: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("lock waiting requests at %s for %s: %w", stationID, areaID, err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
+	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station/internal/stationdb"
 )
 
@@ -105,7 +106,7 @@ func (s *Service) ImportGTFS(ctx context.Context, r io.ReaderAt, size int64) (Im
 		p.Ids[i], p.Names[i], p.Lats[i], p.Lngs[i] = st.ID, st.Name, st.Lat, st.Lng
 	}
 	res := ImportResult{Stations: len(feed), Ignored: ignored}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
 		if err := q.LockCatalog(ctx); err != nil {
 			return fmt.Errorf("lock catalog: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -88,7 +89,7 @@ func pathID(r *http.Request, name string) string {
 // operatorOnly answers 403 to every caller but operators.
 func operatorOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := httpx.Caller(r, httpx.RoleOperator); err != nil {
+		if _, err := httpx.Caller(r, identity.RoleOperator); err != nil {
 			httpx.Error(w, r, err)
 			return
 		}

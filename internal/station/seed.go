@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/lastmile/lastmile/internal/postgres"
 )
 
 // defaultCatalog is the catalog an empty database starts with: stations of
@@ -54,26 +55,23 @@ func (s *Service) seed(ctx context.Context, data []byte) (int, error) {
 		}
 		stations[i] = st
 	}
-	inserted := 0
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (int, error) {
 		q := s.q.WithTx(tx)
 		if err := q.LockCatalog(ctx); err != nil {
-			return fmt.Errorf("lock catalog: %w", err)
+			return 0, fmt.Errorf("lock catalog: %w", err)
 		}
 		full, err := q.AnyStation(ctx)
 		if err != nil {
-			return fmt.Errorf("check for stations: %w", err)
+			return 0, fmt.Errorf("check for stations: %w", err)
 		}
 		if full {
-			return nil
+			return 0, nil
 		}
 		for _, st := range stations {
 			if err := insertStation(ctx, q, st); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		inserted = len(stations)
-		return nil
+		return len(stations), nil
 	})
-	return inserted, err
 }

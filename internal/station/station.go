@@ -148,25 +148,22 @@ func (s *Service) Create(ctx context.Context, in StationInput) (Station, error) 
 	if err != nil {
 		return Station{}, err
 	}
-	var out Station
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (Station, error) {
 		q := s.q.WithTx(tx)
 		if err := insertStation(ctx, q, st); err != nil {
-			return err
+			return Station{}, err
 		}
 		// Read it back, so the answer is exactly what Get will say.
 		row, err := q.GetStation(ctx, st.ID)
 		if err != nil {
-			return fmt.Errorf("read station %s back: %w", st.ID, err)
+			return Station{}, fmt.Errorf("read station %s back: %w", st.ID, err)
 		}
 		list, err := withAreas(ctx, q, []stationdb.Station{row})
 		if err != nil {
-			return err
+			return Station{}, err
 		}
-		out = list[0]
-		return nil
+		return list[0], nil
 	})
-	return out, err
 }
 
 // insertStation inserts st and its areas with q, mapping key violations to

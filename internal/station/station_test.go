@@ -19,6 +19,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -32,14 +33,14 @@ const (
 )
 
 // fakeAuth stands in for the user domain: fixed tokens, fixed roles.
-type fakeAuth map[string]httpx.Role
+type fakeAuth map[string]identity.Role
 
-func (f fakeAuth) Authenticate(_ context.Context, token string) (httpx.Principal, error) {
+func (f fakeAuth) Authenticate(_ context.Context, token string) (identity.Principal, error) {
 	role, ok := f[token]
 	if !ok {
-		return httpx.Principal{}, fault.New(fault.Unauthorized, "unknown token")
+		return identity.Principal{}, fault.New(fault.Unauthorized, "unknown token")
 	}
-	return httpx.Principal{UserID: uuid.New(), Role: role}, nil
+	return identity.Principal{UserID: uuid.New(), Role: role}, nil
 }
 
 func newService(tb testing.TB) *Service {
@@ -60,7 +61,7 @@ func newEnv(tb testing.TB) *testEnv {
 	svc := newService(tb)
 	r := chi.NewRouter()
 	r.Use(httpx.NewMetrics(prometheus.NewRegistry()).Observe(logger), httpx.LimitBody)
-	auth := fakeAuth{operatorToken: httpx.RoleOperator, riderToken: httpx.RoleRider, driverToken: httpx.RoleDriver}
+	auth := fakeAuth{operatorToken: identity.RoleOperator, riderToken: identity.RoleRider, driverToken: identity.RoleDriver}
 	passThrough := func(next http.Handler) http.Handler { return next }
 	NewHandler(svc).Routes(r, httpx.RequireAuth(auth), passThrough)
 	srv := httptest.NewServer(r)

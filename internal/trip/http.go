@@ -10,7 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/paging"
 )
 
 // OpenAPI describes the routes below (an OpenAPI 3.1 fragment).
@@ -71,7 +73,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, err)
 		return
 	}
-	trips, next := httpx.Trim(trips, want, func(v View) (time.Time, uuid.UUID) { return v.CreatedAt, v.ID })
+	trips, next := paging.Trim(trips, want, func(v View) (time.Time, uuid.UUID) { return v.CreatedAt, v.ID })
 	out := map[string]any{"trips": trips}
 	if next != "" {
 		out["next_cursor"] = next
@@ -109,9 +111,9 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, d)
 }
 
-func (h *Handler) tripAction(do func(context.Context, httpx.Principal, uuid.UUID) (View, error)) http.HandlerFunc {
+func (h *Handler) tripAction(do func(context.Context, identity.Principal, uuid.UUID) (View, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := httpx.Caller(r, httpx.RoleDriver)
+		p, err := httpx.Caller(r, identity.RoleDriver)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return
@@ -130,9 +132,9 @@ func (h *Handler) tripAction(do func(context.Context, httpx.Principal, uuid.UUID
 	}
 }
 
-func (h *Handler) riderAction(do func(context.Context, httpx.Principal, uuid.UUID, uuid.UUID) (View, error)) http.HandlerFunc {
+func (h *Handler) riderAction(do func(context.Context, identity.Principal, uuid.UUID, uuid.UUID) (View, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := httpx.Caller(r, httpx.RoleDriver)
+		p, err := httpx.Caller(r, identity.RoleDriver)
 		if err != nil {
 			httpx.Error(w, r, err)
 			return

@@ -13,9 +13,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
+	"github.com/lastmile/lastmile/internal/rider"
 	"github.com/lastmile/lastmile/internal/trip/internal/tripdb"
 )
 
@@ -27,17 +30,24 @@ type Events interface {
 	Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) error
 }
 
-// Requests moves ride requests as their trip moves.
+// Requests moves ride requests as their trip moves, and cancels them
+// (*rider.Service).
 type Requests interface {
 	SetStatus(ctx context.Context, tx pgx.Tx, id uuid.UUID, status string) error
 	Requeue(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error
+	Read(ctx context.Context, tx pgx.Tx, p identity.Principal, id uuid.UUID) (rider.Request, error)
+	CancelWaiting(ctx context.Context, tx pgx.Tx, id uuid.UUID) error
+	TellCancelled(ctx context.Context, tx pgx.Tx, id uuid.UUID) (rider.Request, error)
 }
 
-// Routes locks routes, gives seats back and records stations passed.
+// Routes locks routes, gives seats back, records stations passed and ends
+// routes (*driver.Service).
 type Routes interface {
 	LockForUpdate(ctx context.Context, tx pgx.Tx, routeID uuid.UUID) error
 	Release(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, seats int) error
 	MarkPassed(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, stationID string, at time.Time) error
+	LockActive(ctx context.Context, tx pgx.Tx, driverID, routeID uuid.UUID) (driver.Route, error)
+	End(ctx context.Context, tx pgx.Tx, routeID uuid.UUID, status driver.Status) (driver.Route, error)
 }
 
 // Config tunes trips.
@@ -81,6 +91,39 @@ type View struct {
 	StartedAt         *time.Time  `json:"started_at,omitempty"`
 	EndedAt           *time.Time  `json:"ended_at,omitempty"`
 	CreatedAt         time.Time   `json:"created_at"`
+}
+
+// Summary is a trip as its events (trip.assigned, trip.updated,
+// ride.matched) carry it: the trip without its history, and only the
+// riders who are in it (matched, on board or dropped off). Its size is
+// thus bounded by the route's seats however many riders came and went;
+// the history is a REST read (View).
+type Summary struct {
+	ID                uuid.UUID  `json:"id"`
+	DriverID          uuid.UUID  `json:"driver_id"`
+	RouteID           uuid.UUID  `json:"route_id"`
+	StationID         string     `json:"station_id"`
+	DestinationAreaID string     `json:"destination_area_id"`
+	Status            Status     `json:"status"`
+	Riders            []Rider    `json:"riders"`
+	ArrivedAt         *time.Time `json:"arrived_at,omitempty"`
+	StartedAt         *time.Time `json:"started_at,omitempty"`
+	EndedAt           *time.Time `json:"ended_at,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+}
+
+// Summary returns v without its history and without the riders who left.
+func (v View) Summary() Summary {
+	s := Summary{
+		ID: v.ID, DriverID: v.DriverID, RouteID: v.RouteID, StationID: v.StationID, DestinationAreaID: v.DestinationAreaID,
+		Status: v.Status, Riders: []Rider{}, ArrivedAt: v.ArrivedAt, StartedAt: v.StartedAt, EndedAt: v.EndedAt, CreatedAt: v.CreatedAt,
+	}
+	for _, r := range v.Riders {
+		if r.holdsSeats() || r.Status == RiderDroppedOff {
+			s.Riders = append(s.Riders, r)
+		}
+	}
+	return s
 }
 
 // EventView is one recorded move of a trip.
@@ -215,7 +258,9 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, before Trip, m Move, act
 	for i, e := range m.Events {
 		kinds[i] = e.Kind
 	}
-	payload := map[string]any{"trip": v, "events": kinds}
+	// What changed (each move, with its rider) and a bounded view of the
+	// trip: not its whole history, which grows with every join and leave.
+	payload := map[string]any{"trip": v.Summary(), "events": kinds, "changes": m.Events}
 	if err := s.events.Append(ctx, tx, t.DriverID, "trip.updated", payload); err != nil {
 		return View{}, err
 	}
@@ -253,7 +298,7 @@ func (s *Service) lock(ctx context.Context, tx pgx.Tx, tripID uuid.UUID) (tripdb
 
 // act runs one driver action on a trip in one transaction. Only the trip's
 // driver may act; anyone else gets ErrNotFound, as for an unknown id.
-func (s *Service) act(ctx context.Context, p httpx.Principal, tripID uuid.UUID, move func(Trip, time.Time) (Move, error)) (View, error) {
+func (s *Service) act(ctx context.Context, p identity.Principal, tripID uuid.UUID, move func(Trip, time.Time) (Move, error)) (View, error) {
 	var v View
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		q := s.q.WithTx(tx)
@@ -283,34 +328,106 @@ func (s *Service) act(ctx context.Context, p httpx.Principal, tripID uuid.UUID, 
 
 // Arrived records that the driver is at the trip's station; the station is
 // then behind the driver on its route.
-func (s *Service) Arrived(ctx context.Context, p httpx.Principal, tripID uuid.UUID) (View, error) {
+func (s *Service) Arrived(ctx context.Context, p identity.Principal, tripID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.Arrive(now) })
 }
 
 // PickedUp records that a rider got in.
-func (s *Service) PickedUp(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) PickedUp(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.PickUp(riderID, now) })
 }
 
 // NoShow records that a rider did not come; allowed NoShowWait after arrival.
-func (s *Service) NoShow(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) NoShow(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.NoShow(riderID, now, s.cfg.NoShowWait) })
 }
 
 // Start sets off with the riders on board.
-func (s *Service) Start(ctx context.Context, p httpx.Principal, tripID uuid.UUID) (View, error) {
+func (s *Service) Start(ctx context.Context, p identity.Principal, tripID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.Start(now) })
 }
 
 // DroppedOff records that a rider got out; the last one completes the trip
 // and the route's seats come back.
-func (s *Service) DroppedOff(ctx context.Context, p httpx.Principal, tripID, riderID uuid.UUID) (View, error) {
+func (s *Service) DroppedOff(ctx context.Context, p identity.Principal, tripID, riderID uuid.UUID) (View, error) {
 	return s.act(ctx, p, tripID, func(t Trip, now time.Time) (Move, error) { return t.DropOff(riderID, now) })
 }
 
-// CancelRider takes the rider of requestID out of tripID in tx, before
-// pickup (the rider domain calls it when a matched rider cancels).
-func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error {
+// CancelRoute ends the driver's route and gives up its scheduled trips,
+// in one transaction: their matched riders go back to waiting (they are
+// told, and can be matched to another driver). Riders on board make it a
+// Conflict; an unknown route or another driver's is driver.ErrNotFound, an
+// ended one driver.ErrNotActive.
+func (s *Service) CancelRoute(ctx context.Context, driverID, routeID uuid.UUID) (driver.Route, error) {
+	route, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (driver.Route, error) {
+		if _, err := s.routes.LockActive(ctx, tx, driverID, routeID); err != nil {
+			return driver.Route{}, err
+		}
+		if err := s.releaseRoute(ctx, tx, routeID, driverID); err != nil {
+			return driver.Route{}, err
+		}
+		return s.routes.End(ctx, tx, routeID, driver.Cancelled)
+	})
+	if err != nil {
+		return driver.Route{}, fmt.Errorf("cancel route %s: %w", routeID, err)
+	}
+	return route, nil
+}
+
+// CancelRequest cancels a ride request before pickup for its rider (or an
+// operator); a matched rider leaves their trip and the seats come back.
+// A request past pickup, or already ended, is a Conflict; one the caller
+// may not see is rider.ErrNotFound.
+//
+// Locks are taken in the order every trip-changing transaction uses
+// (route, trip, request): a matched request is cancelled through its trip,
+// locking the route and trip first; a waiting request is locked alone and,
+// should it turn out matched meanwhile, the transaction starts over.
+func (s *Service) CancelRequest(ctx context.Context, p identity.Principal, id uuid.UUID) (rider.Request, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (rider.Request, error) {
+			req, err := s.requests.Read(ctx, tx, p, id)
+			if err != nil {
+				return rider.Request{}, err
+			}
+			switch req.Status {
+			case rider.Waiting:
+				if err := s.requests.CancelWaiting(ctx, tx, id); err != nil {
+					return rider.Request{}, err
+				}
+			case rider.Matched:
+				if req.TripID == nil {
+					return rider.Request{}, fmt.Errorf("matched request %s has no trip to leave", id)
+				}
+				if err := s.cancelRider(ctx, tx, *req.TripID, id, p.UserID); err != nil {
+					// The driver may have given the route up meanwhile,
+					// handing the request back: then read it again.
+					if now, rerr := s.requests.Read(ctx, tx, p, id); rerr == nil && (now.Status != rider.Matched || *now.TripID != *req.TripID) {
+						return rider.Request{}, rider.ErrChanged
+					}
+					return rider.Request{}, err
+				}
+			default:
+				return rider.Request{}, fault.New(fault.Conflict, fmt.Sprintf("the ride is %s and can no longer be cancelled", req.Status))
+			}
+			return s.requests.TellCancelled(ctx, tx, id)
+		})
+		if errors.Is(err, rider.ErrChanged) {
+			if attempt < 3 {
+				continue
+			}
+			err = fault.New(fault.Conflict, "the ride request keeps changing; try again")
+		}
+		if err != nil {
+			return rider.Request{}, fmt.Errorf("cancel ride request %s: %w", id, err)
+		}
+		return req, nil
+	}
+}
+
+// cancelRider takes the rider of requestID out of tripID in tx, before
+// pickup.
+func (s *Service) cancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID, actor uuid.UUID) error {
 	q := s.q.WithTx(tx)
 	row, err := s.lock(ctx, tx, tripID)
 	if err != nil {
@@ -330,17 +447,17 @@ func (s *Service) CancelRider(ctx context.Context, tx pgx.Tx, tripID, requestID,
 			return err
 		}
 	}
-	return ErrRiderGone
+	return errRiderGone
 }
 
-// ErrRiderGone means the request is no longer in the trip (its driver gave
-// up the route meanwhile); the caller reads the request again.
-var ErrRiderGone = fault.New(fault.Conflict, "the ride request is no longer part of this trip")
+// errRiderGone means the request is no longer in the trip (its driver gave
+// up the route meanwhile); CancelRequest reads the request again.
+var errRiderGone = fault.New(fault.Conflict, "the ride request is no longer part of this trip")
 
-// ReleaseRoute cancels the scheduled trips of a route whose driver gives
+// releaseRoute cancels the scheduled trips of a route whose driver gives
 // it up, in tx: their matched riders go back to waiting and are told. A
 // trip with riders on board makes it a Conflict.
-func (s *Service) ReleaseRoute(ctx context.Context, tx pgx.Tx, routeID, actor uuid.UUID) error {
+func (s *Service) releaseRoute(ctx context.Context, tx pgx.Tx, routeID, actor uuid.UUID) error {
 	q := s.q.WithTx(tx)
 	rows, err := q.LockOpenTripsOfRoute(ctx, routeID)
 	if err != nil {
@@ -407,7 +524,7 @@ func (s *Service) Assign(ctx context.Context, tx pgx.Tx, a Assignment) (View, er
 
 // Get returns a trip to its driver, its riders and operators; anyone else
 // gets ErrNotFound.
-func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (View, error) {
+func (s *Service) Get(ctx context.Context, p identity.Principal, id uuid.UUID) (View, error) {
 	row, err := s.q.GetTrip(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, ErrNotFound
@@ -425,8 +542,8 @@ func (s *Service) Get(ctx context.Context, p httpx.Principal, id uuid.UUID) (Vie
 	return s.view(ctx, s.q, t, row.CreatedAt)
 }
 
-func (s *Service) mayView(p httpx.Principal, t Trip) bool {
-	if p.Role == httpx.RoleOperator || t.DriverID == p.UserID {
+func (s *Service) mayView(p identity.Principal, t Trip) bool {
+	if p.Role == identity.RoleOperator || t.DriverID == p.UserID {
 		return true
 	}
 	for _, r := range t.Riders {
@@ -439,15 +556,15 @@ func (s *Service) mayView(p httpx.Principal, t Trip) bool {
 
 // List returns the caller's trips (a driver's, or those a rider was in;
 // all for an operator), newest first, optionally of one status.
-func (s *Service) List(ctx context.Context, p httpx.Principal, status string, page httpx.Page) ([]View, error) {
+func (s *Service) List(ctx context.Context, p identity.Principal, status string, page paging.Page) ([]View, error) {
 	params := tripdb.ListTripsParams{Lim: int32(page.Limit), BeforeAt: page.BeforeAt}
 	if page.BeforeAt != nil {
 		params.BeforeID = &page.BeforeID
 	}
 	switch p.Role {
-	case httpx.RoleDriver:
+	case identity.RoleDriver:
 		params.DriverID = &p.UserID
-	case httpx.RoleRider:
+	case identity.RoleRider:
 		params.RiderID = &p.UserID
 	}
 	if status != "" {

@@ -22,7 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/user/internal/userdb"
 )
 
@@ -39,12 +39,12 @@ var (
 
 // User is an account as clients see it.
 type User struct {
-	ID        uuid.UUID  `json:"id"`
-	Email     string     `json:"email"`
-	Name      string     `json:"name"`
-	Phone     *string    `json:"phone,omitempty"`
-	Role      httpx.Role `json:"role"`
-	CreatedAt time.Time  `json:"created_at"`
+	ID        uuid.UUID     `json:"id"`
+	Email     string        `json:"email"`
+	Name      string        `json:"name"`
+	Phone     *string       `json:"phone,omitempty"`
+	Role      identity.Role `json:"role"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // Session is a new bearer token and the user it belongs to.
@@ -67,8 +67,12 @@ type Config struct {
 	// address, may make per LoginWindow (default 10 per minute).
 	LoginLimit  int
 	LoginWindow time.Duration
+	// LoginAddrLimit, when set, replaces LoginLimit for the attempts of one
+	// client address; negative: no per-address limit (the per-email one
+	// stays).
+	LoginAddrLimit int
 	// SignUpLimit is how many accounts one client address may create per
-	// LoginWindow (default 10).
+	// LoginWindow (default 10; negative: no limit).
 	SignUpLimit int
 }
 
@@ -82,7 +86,10 @@ func (c *Config) defaults() {
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
 	}
-	if c.SignUpLimit <= 0 {
+	if c.LoginAddrLimit == 0 {
+		c.LoginAddrLimit = c.LoginLimit
+	}
+	if c.SignUpLimit == 0 {
 		c.SignUpLimit = 10
 	}
 }
@@ -103,28 +110,26 @@ type Service struct {
 	dummyHash string
 }
 
-// New returns the accounts service.
-func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) (*Service, error) {
+// New returns the accounts service; sign-out closes the user's live
+// connections through sessions.
+func New(pool *pgxpool.Pool, cfg Config, sessions SessionCloser, logger *slog.Logger) (*Service, error) {
 	cfg.defaults()
 	dummy, err := hashPassword("not a real password")
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
-		pool: pool, q: userdb.New(pool), cfg: cfg, logger: logger, now: time.Now,
+		pool: pool, q: userdb.New(pool), cfg: cfg, sessions: sessions, logger: logger, now: time.Now,
 		hashers: make(chan struct{}, 2*runtime.GOMAXPROCS(0)), dummyHash: dummy,
 	}, nil
 }
 
-// UseSessions makes sign-out close the user's live connections through c.
-func (s *Service) UseSessions(c SessionCloser) { s.sessions = c }
-
 // SignUpInput is what a new rider or driver sends.
 type SignUpInput struct {
-	Email    string     `json:"email"`
-	Password string     `json:"password"`
-	Name     string     `json:"name"`
-	Role     httpx.Role `json:"role"`
+	Email    string        `json:"email"`
+	Password string        `json:"password"`
+	Name     string        `json:"name"`
+	Role     identity.Role `json:"role"`
 }
 
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{4,22}[0-9]$`)
@@ -168,10 +173,10 @@ func checkName(v *fault.Validation, name string) string {
 // Create makes an account of any role (the operator CLI uses it). It
 // returns ErrEmailTaken when the email is in use, in any case.
 func (s *Service) Create(ctx context.Context, in SignUpInput) (User, error) {
-	return s.create(ctx, in, httpx.RoleRider, httpx.RoleDriver, httpx.RoleOperator)
+	return s.create(ctx, in, identity.RoleRider, identity.RoleDriver, identity.RoleOperator)
 }
 
-func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Role) (User, error) {
+func (s *Service) create(ctx context.Context, in SignUpInput, roles ...identity.Role) (User, error) {
 	var v fault.Validation
 	in.Email = normalizeEmail(&v, in.Email)
 	checkPasswordRules(&v, in.Password)
@@ -203,12 +208,12 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...httpx.Rol
 
 // SignUp creates a rider or driver account and signs it in. Sign-ups are
 // limited per client address (SignUpLimit per LoginWindow); over the limit
-// it returns an *httpx.RetryAfter of kind RateLimited.
+// it returns an error of kind RateLimited that carries a fault.RetryAfter.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string) (Session, error) {
-	if err := s.limitTo(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+clientAddr); err != nil {
+	if err := s.limitTo(ctx, errTooManySignUps, limit{"signup:addr:" + clientAddr, s.cfg.SignUpLimit}); err != nil {
 		return Session{}, err
 	}
-	u, err := s.create(ctx, in, httpx.RoleRider, httpx.RoleDriver)
+	u, err := s.create(ctx, in, identity.RoleRider, identity.RoleDriver)
 	if err != nil {
 		return Session{}, err
 	}
@@ -221,14 +226,15 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string)
 
 // SignIn checks an email and password and returns a new token. Attempts are
 // limited per email and per client address; over the limit it returns an
-// *httpx.RetryAfter of kind RateLimited. A wrong email and a wrong password
-// get the same ErrWrongPassword, after the same amount of work.
+// error of kind RateLimited that carries a fault.RetryAfter. A wrong email
+// and a wrong password get the same ErrWrongPassword, after the same amount of work.
 func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string) (Session, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if len(email) > 254 || len(password) > 4*128 {
 		return Session{}, ErrWrongPassword
 	}
-	if err := s.limitTo(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:email:"+email, "login:addr:"+clientAddr); err != nil {
+	if err := s.limitTo(ctx, errTooManyLogins,
+		limit{"login:email:" + email, s.cfg.LoginLimit}, limit{"login:addr:" + clientAddr, s.cfg.LoginAddrLimit}); err != nil {
 		return Session{}, err
 	}
 	row, err := s.q.GetUserByEmail(ctx, email)
@@ -253,24 +259,34 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	return Session{Token: tok, User: toUser(row)}, nil
 }
 
+// limit is a rate-limit key and the hits it may take per window; a
+// negative max turns it off.
+type limit struct {
+	key string
+	max int
+}
+
 // limitTo counts one hit against each key in the current window, shared by
 // every replica through Postgres, and refuses with refusal when any key is
-// over max.
-func (s *Service) limitTo(ctx context.Context, max int, refusal error, keys ...string) error {
+// over its max.
+func (s *Service) limitTo(ctx context.Context, refusal error, limits ...limit) error {
 	now := s.now()
 	window := now.Truncate(s.cfg.LoginWindow)
 	over := false
-	for _, k := range keys {
-		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: k, WindowStart: window})
+	for _, l := range limits {
+		if l.max < 0 {
+			continue
+		}
+		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: l.key, WindowStart: window})
 		if err != nil {
 			return fmt.Errorf("count sign-in attempt: %w", err)
 		}
-		if int(hits) > max {
+		if int(hits) > l.max {
 			over = true
 		}
 	}
 	if over {
-		return &httpx.RetryAfter{Err: refusal, Delay: window.Add(s.cfg.LoginWindow).Sub(now)}
+		return fault.RetryAfter(refusal, window.Add(s.cfg.LoginWindow).Sub(now))
 	}
 	return nil
 }
@@ -327,27 +343,9 @@ func (s *Service) issueToken(ctx context.Context, userID uuid.UUID) (string, err
 	return tok, nil
 }
 
-// Authenticate returns the principal a token belongs to. It reads Postgres
-// on every call, so a revocation on any replica takes effect at once. It
-// returns ErrInvalidToken for an unknown, expired or revoked token.
-func (s *Service) Authenticate(ctx context.Context, token string) (httpx.Principal, error) {
-	if len(token) == 0 || len(token) > 128 {
-		return httpx.Principal{}, ErrInvalidToken
-	}
-	h := tokenHash(token)
-	row, err := s.q.Authenticate(ctx, h)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return httpx.Principal{}, ErrInvalidToken
-	}
-	if err != nil {
-		return httpx.Principal{}, fmt.Errorf("check token: %w", err)
-	}
-	return httpx.Principal{UserID: row.ID, Role: httpx.Role(row.Role), TokenHash: h}, nil
-}
-
 // SignOut revokes the token p signed in with, at once on every replica, and
 // closes the user's live connections.
-func (s *Service) SignOut(ctx context.Context, p httpx.Principal) error {
+func (s *Service) SignOut(ctx context.Context, p identity.Principal) error {
 	userID, err := s.q.RevokeToken(ctx, p.TokenHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrInvalidToken
@@ -355,11 +353,9 @@ func (s *Service) SignOut(ctx context.Context, p httpx.Principal) error {
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
-	if s.sessions != nil {
-		if err := s.sessions.DisconnectUser(ctx, userID); err != nil {
-			// The token is revoked; sockets check nothing more, so say so.
-			s.logger.Warn("signed out, but live connections were not closed", "user_id", userID, "err", err)
-		}
+	if err := s.sessions.DisconnectUser(ctx, userID); err != nil {
+		// The token is revoked; sockets check nothing more, so say so.
+		s.logger.Warn("signed out, but live connections were not closed", "user_id", userID, "err", err)
 	}
 	return nil
 }
@@ -432,5 +428,5 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func toUser(r userdb.User) User {
-	return User{ID: r.ID, Email: r.Email, Name: r.Name, Phone: r.Phone, Role: httpx.Role(r.Role), CreatedAt: r.CreatedAt.UTC()}
+	return User{ID: r.ID, Email: r.Email, Name: r.Name, Phone: r.Phone, Role: identity.Role(r.Role), CreatedAt: r.CreatedAt.UTC()}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -48,15 +49,15 @@ type testEnv struct {
 func newEnv(tb testing.TB, cfg Config) *testEnv {
 	tb.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	svc, err := New(pgtest.New(tb), cfg, logger)
+	pool := pgtest.New(tb)
+	sessions := &fakeSessions{}
+	svc, err := New(pool, cfg, sessions, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sessions := &fakeSessions{}
-	svc.UseSessions(sessions)
 	r := chi.NewRouter()
 	r.Use(httpx.NewMetrics(prometheus.NewRegistry()).Observe(logger), httpx.LimitBody)
-	NewHandler(svc).Routes(r, httpx.RequireAuth(svc))
+	NewHandler(svc).Routes(r, httpx.RequireAuth(NewTokens(pool)))
 	srv := httptest.NewServer(r)
 	tb.Cleanup(srv.Close)
 	return &testEnv{svc: svc, srv: srv, sessions: sessions}
@@ -187,7 +188,7 @@ func TestBadTokens(t *testing.T) {
 
 func TestExpiredTokenIsRejected(t *testing.T) {
 	e := newEnv(t, Config{TokenTTL: time.Hour})
-	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: httpx.RoleRider}, "192.0.2.1")
+	sess, err := e.svc.SignUp(context.Background(), SignUpInput{Email: "old@example.com", Password: "long enough", Name: "Old", Role: identity.RoleRider}, "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestSignUpValidation(t *testing.T) {
 func TestSignInRateLimit(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: 3, LoginWindow: time.Minute})
 	ctx := context.Background()
-	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "rl@example.com", Password: "right password", Name: "R", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	base := time.Date(2026, 11, 25, 10, 0, 10, 0, time.UTC)
@@ -300,7 +301,7 @@ func TestSignUpRateLimit(t *testing.T) {
 func TestSignInLimitPerEmailAcrossAddresses(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: 3})
 	ctx := context.Background()
-	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "target@example.com", Password: "right password", Name: "T", Role: httpx.RoleRider}, "192.0.2.1"); err != nil {
+	if _, err := e.svc.SignUp(ctx, SignUpInput{Email: "target@example.com", Password: "right password", Name: "T", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -309,8 +310,7 @@ func TestSignInLimitPerEmailAcrossAddresses(t *testing.T) {
 		}
 	}
 	_, err := e.svc.SignIn(ctx, "target@example.com", "right password", "203.0.113.50")
-	var ra *httpx.RetryAfter
-	if !errors.As(err, &ra) || !errors.Is(err, fault.Of(fault.RateLimited)) {
+	if _, ok := fault.RetryAfterOf(err); !ok || !errors.Is(err, fault.Of(fault.RateLimited)) {
 		t.Fatalf("4th attempt from a new address = %v, want rate limited", err)
 	}
 	// Another account from those addresses is not affected.

@@ -216,6 +216,17 @@ func (q *Queries) LockRequest(ctx context.Context, id uuid.UUID) (RideRequest, e
 	return i, err
 }
 
+const lockStationQueue = `-- name: LockStationQueue :exec
+SELECT pg_advisory_xact_lock(hashtextextended('lastmile.waiting.' || $1::text, 0))
+`
+
+// Waits for the turn to take waiting requests at station_id: one
+// transaction at a time per station, across replicas, until it ends.
+func (q *Queries) LockStationQueue(ctx context.Context, stationID string) error {
+	_, err := q.db.Exec(ctx, lockStationQueue, stationID)
+	return err
+}
+
 const lockWaiting = `-- name: LockWaiting :many
 SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at FROM ride_requests
 WHERE station_id = $1
@@ -224,7 +235,7 @@ WHERE station_id = $1
   AND arrival_time <= $3
 ORDER BY arrival_time, created_at, id
 LIMIT $4
-FOR UPDATE SKIP LOCKED
+FOR UPDATE
 `
 
 type LockWaitingParams struct {
@@ -235,7 +246,9 @@ type LockWaitingParams struct {
 }
 
 // Waiting requests a driver approaching station_id towards area can take,
-// oldest arrival first; rows another transaction holds are skipped.
+// oldest arrival first. Rows another transaction holds (a rider
+// cancelling) are waited for, never skipped: skipping would hand younger
+// riders out before older ones.
 func (q *Queries) LockWaiting(ctx context.Context, arg LockWaitingParams) ([]RideRequest, error) {
 	rows, err := q.db.Query(ctx, lockWaiting,
 		arg.StationID,
