@@ -1,7 +1,10 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -117,5 +120,40 @@ func TestTileTemplates(t *testing.T) {
 	}
 	if _, err := New("nonsense"); err == nil || !strings.Contains(err.Error(), "--map-tiles") {
 		t.Errorf("New(nonsense) = %v, want an error naming --map-tiles", err)
+	}
+}
+
+// The first load (the page, its script and stylesheet, and the marker
+// images) stays well under 300 KB gzip-compressed, excluding map tiles.
+func TestFirstLoadIsSmall(t *testing.T) {
+	const budget = 300 << 10
+	page, err := fs.ReadFile(dist, "dist/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"index.html"}
+	for _, ref := range regexp.MustCompile(`/(assets/[A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(page), -1) {
+		files = append(files, ref[1])
+	}
+	images, _ := fs.Glob(dist, "dist/assets/marker-*.png")
+	for _, img := range images {
+		files = append(files, strings.TrimPrefix(img, "dist/"))
+	}
+	total := 0
+	for _, f := range files {
+		b, err := fs.ReadFile(dist, "dist/"+f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var z bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+		w.Write(b)
+		w.Close()
+		t.Logf("%-40s %7d bytes, %6d gzipped", f, len(b), z.Len())
+		total += z.Len()
+	}
+	t.Logf("first load: %d bytes gzipped (budget %d)", total, budget)
+	if total > budget {
+		t.Errorf("first load is %d bytes gzipped, over the %d budget", total, budget)
 	}
 }
