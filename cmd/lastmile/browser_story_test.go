@@ -36,6 +36,11 @@ func TestBrowserWholeStory(t *testing.T) {
 	drv.fill(`#route-form input[name="vehicle"]`, "white Swift KA-01-AB-1234")
 	drv.click("#go-online")
 	drv.wait("the route to be online", `!!document.querySelector("#simulate")`, 10*time.Second)
+	// A driver who refuses to share the phone's position is told how to
+	// go on.
+	drv.deny("geolocation")
+	drv.click("#share-gps")
+	drv.waitText("#feed-status", "Location permission was refused", 10*time.Second)
 	drv.choose("#sim-speed", "40")
 	drv.click("#simulate")
 	drv.waitText("#feed-status", "Simulation: driving", 5*time.Second)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -314,7 +315,21 @@ func (p *page) axe(screen string) {
 	p.tb.Logf("axe on %s: %d rules passed, %d serious or critical violations, %d minor or moderate", screen, res.Passes, len(violations)-minor, minor)
 }
 
-// signUpIn fills the sign-up form.
+// deny refuses the page's browser context a permission, as a person
+// tapping "Block" would.
+func (p *page) deny(permission string) {
+	p.tb.Helper()
+	c := chromedp.FromContext(p.ctx)
+	_, err := chromedp.CallBrowser(p.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: permission}, Setting: cdpbrowser.PermissionSettingDenied,
+		BrowserContextID: c.BrowserContextID,
+	})
+	if err != nil {
+		p.tb.Fatalf("deny %s: %v", permission, err)
+	}
+}
+
+// signUp fills the sign-up form.
 func (p *page) signUp(role, name, email string) {
 	p.tb.Helper()
 	p.nav("/signup")

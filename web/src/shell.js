@@ -22,6 +22,7 @@ export function layout(title) {
       return map;
     },
     log(e) {
+      if (!e.seq) return; // driver.location: once a second, not worth a line
       const item = h("li", { "data-seq": e.seq || "", "data-kind": e.kind }, `${e.seq ? "#" + e.seq + " " : ""}${fmtTime(e.at || Date.now())} ${e.kind}`);
       logList.prepend(item);
       while (logList.children.length > 200) logList.lastChild.remove();
