@@ -105,12 +105,22 @@ export function driverScreen({ user, live }) {
     [["10", "10 m/s (36 km/h)"], ["20", "20 m/s (72 km/h)"], ["40", "40 m/s (144 km/h, fast-forward)"]].map(([v, t]) => h("option", { value: v }, t)));
   speed.value = "20";
   const feedStatus = h("p", { id: "feed-status", role: "status" });
+  // setFeed changes the status line only when its text changes, so screen
+  // readers are not told the same thing every second.
+  const setFeed = (text) => {
+    if (feedStatus.textContent !== text) feedStatus.textContent = text;
+  };
 
+  let routeKey = "", tripsKey = "";
   function renderRoute() {
     const r = state.route;
     routeCard.hidden = !r;
     if (!r) return;
     const feeding = state.feed ? state.feed.kind : "";
+    // Re-render only on a change, so focus and the speed stay put.
+    const key = JSON.stringify([r, feeding, stations.sig.length]);
+    if (key === routeKey) return;
+    routeKey = key;
     replace(routeCard,
       h("h2", {}, "Online: your route"),
       h("ol", { class: "route-list" }, r.station_ids.map((id) => h("li", { class: (r.passed_station_ids || []).includes(id) ? "passed" : "" }, stations.name(id)))),
@@ -128,6 +138,9 @@ export function driverScreen({ user, live }) {
 
   function renderTrips() {
     const now = Date.now();
+    const key = JSON.stringify([state.trips, state.trips.map((t) => t.arrived_at && now >= new Date(t.arrived_at).getTime() + NO_SHOW_WAIT), stations.sig.length]);
+    if (key === tripsKey) return;
+    tripsKey = key;
     replace(tripsEl, state.trips.map((t) => {
       const arrived = !!t.arrived_at;
       const sched = t.status === "scheduled";
@@ -184,14 +197,14 @@ export function driverScreen({ user, live }) {
     const msg = { type: "location", lat: p.lat, lng: p.lng, at: new Date().toISOString() };
     if (speedMps != null) msg.speed_mps = speedMps;
     if (heading != null) msg.heading = heading;
-    if (!live.send(msg)) feedStatus.textContent = "Offline: your position will be sent when the connection is back.";
+    if (!live.send(msg)) setFeed("Offline: your position will be sent when the connection is back.");
   }
 
   function stopFeed() {
     if (!state.feed) return;
     state.feed.stop();
     state.feed = null;
-    feedStatus.textContent = "";
+    setFeed("");
   }
 
   function shareGPS() {
@@ -201,24 +214,24 @@ export function driverScreen({ user, live }) {
     }
     stopFeed();
     if (!navigator.geolocation) {
-      feedStatus.textContent = "This browser cannot share its position. Use Simulate drive instead.";
+      setFeed("This browser cannot share its position. Use Simulate drive instead.");
       return;
     }
     const id = navigator.geolocation.watchPosition(
       (p) => {
         sendFix({ lat: p.coords.latitude, lng: p.coords.longitude }, p.coords.speed, p.coords.heading);
-        feedStatus.textContent = `Sharing your GPS (±${Math.round(p.coords.accuracy)} m).`;
+        setFeed("Sharing your GPS.");
       },
       (err) => {
         stopFeed();
-        feedStatus.textContent = err.code === err.PERMISSION_DENIED
+        setFeed(err.code === err.PERMISSION_DENIED
           ? "Location permission was refused. Allow location for this site in your browser's settings to share your GPS, or use Simulate drive."
-          : "Your position is not available right now (" + err.message + "). Try again outdoors, or use Simulate drive.";
+          : "Your position is not available right now (" + err.message + "). Try again outdoors, or use Simulate drive.");
         renderRoute();
       },
       { enableHighAccuracy: true, maximumAge: 2000, timeout: 20000 });
     state.feed = { kind: "gps", stop: () => navigator.geolocation.clearWatch(id) };
-    feedStatus.textContent = "Waiting for your position…";
+    setFeed("Waiting for your position…");
     renderRoute();
   }
 
@@ -263,9 +276,9 @@ export function driverScreen({ user, live }) {
       const moving = left < mps;
       sendFix(pos, moving ? mps - left : 0, null);
       const at = path[leg - 1];
-      feedStatus.textContent = leg >= path.length ? "Simulation: arrived at the destination." :
+      setFeed(leg >= path.length ? "Simulation: arrived at the destination." :
         at.station && holding(at.station) ? `Simulation: waiting at ${stations.name(at.station)} until the trip there starts.` :
-        `Simulation: driving at ${mps} m/s towards ${path[leg].station ? stations.name(path[leg].station) : "the destination"}.`;
+        `Simulation: driving at ${mps} m/s towards ${path[leg].station ? stations.name(path[leg].station) : "the destination"}.`);
     };
     tick();
     const id = setInterval(tick, 1000);

@@ -49,11 +49,14 @@ export function riderScreen({ user, live }) {
   search.addEventListener("input", renderPicker);
   form.addEventListener("submit", request);
 
-  const rideCard = h("section", { class: "card ride", id: "ride", "aria-live": "polite" });
+  const rideCard = h("section", { class: "card ride", id: "ride" });
+  // Screen readers hear each change of status once, not every car move.
+  const announce = h("p", { class: "visually-hidden", role: "status", id: "ride-announce" });
+  let shownKey = "";
   const historyList = h("ul", { class: "history", id: "history" });
   const moreBtn = h("button", { type: "button", class: "link", hidden: true, onclick: () => loadHistory(true) }, "Show more");
   const historyCard = h("section", { class: "card" }, h("h2", {}, "Past rides"), historyList, moreBtn);
-  replace(ui.panel, rideCard, form, historyCard);
+  replace(ui.panel, announce, rideCard, form, historyCard);
 
   function pick(s) {
     state.selected = s.id;
@@ -165,6 +168,16 @@ export function riderScreen({ user, live }) {
     }
     rideCard.hidden = false;
     const st = rideStatus();
+    const key = JSON.stringify([r, st, state.match, state.trip && state.trip.status, stations.sig.length, !!state.driverPos]);
+    showCar(["matched", "arrived", "picked_up"].includes(st) && state.driverPos);
+    const dist = rideCard.querySelector("#driver-distance");
+    if (key === shownKey) {
+      // Only the car moved: update its distance, keep focus and the rest.
+      if (dist) dist.textContent = distanceText();
+      return;
+    }
+    shownKey = key;
+    if (rideCard.dataset.status !== st) announce.textContent = "";
     rideCard.dataset.status = st;
     const from = stations.name(r.station_id), to = stations.areaName(r.destination_area_id);
     const m = state.match;
@@ -184,10 +197,7 @@ export function riderScreen({ user, live }) {
       lines.push(h("p", { class: "driver", id: "driver-name" }, `Driver: ${m.driver ? m.driver.name : "—"}${m.vehicle ? " · " + m.vehicle : ""}`));
       if (st === "matched" && m.eta) lines.push(h("p", {}, "Expected at the station around " + fmtTime(m.eta) + "."));
     }
-    if (st === "matched" && state.driverPos) {
-      const s = stations.byId.get(r.station_id);
-      if (s) lines.push(h("p", { id: "driver-distance" }, `Your driver is ${fmtDistance(distance(state.driverPos, s))} from ${s.name}.`));
-    }
+    if (st === "matched" && state.driverPos) lines.push(h("p", { id: "driver-distance" }, distanceText()));
     if (st === "arrived") lines.push(h("p", {}, `Meet your driver at ${from}.`));
     if (st === "waiting") lines.push(h("p", { class: "muted" }, "We match you when a driver heading your way comes near the station."));
     if (st === "completed") lines.push(h("p", {}, `You were dropped off near ${to}. Thanks for riding!`));
@@ -201,7 +211,13 @@ export function riderScreen({ user, live }) {
       actions.push(h("button", { type: "button", class: "primary", id: "new-ride", onclick: () => { sessionStorage.setItem("lastmile.dismissed", r.id); renderRide(); } }, "Request another ride"));
     }
     replace(rideCard, h("h2", { id: "ride-status" }, headline), lines, h("p", { class: "form-error", role: "alert", id: "ride-error" }), h("div", { class: "actions" }, actions));
-    showCar(["matched", "arrived", "picked_up"].includes(st) && state.driverPos);
+    if (announce.textContent !== headline) announce.textContent = headline;
+  }
+
+  function distanceText() {
+    const s = state.req && stations.byId.get(state.req.station_id);
+    if (!s || !state.driverPos) return "";
+    return `Your driver is ${fmtDistance(distance(state.driverPos, s))} from ${s.name}.`;
   }
 
   function showCar(on) {
