@@ -76,6 +76,9 @@ func TestBrowserWholeStory(t *testing.T) {
 	rdr.waitText("#ride-status", "Your driver has arrived", 5*time.Second)
 
 	drv.wait("pickup to be allowed", `!document.querySelector('button[data-action="picked-up"]').disabled`, 10*time.Second)
+	if !eval[bool](drv, `document.querySelector('button[data-action="no-show"]').disabled`) {
+		t.Error("no-show is enabled right after arrival, before the server's no-show wait")
+	}
 	if eval[bool](drv, `document.querySelector('button[data-action="start"]').disabled === false`) {
 		t.Error("start is enabled before the rider is picked up")
 	}

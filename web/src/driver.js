@@ -7,7 +7,7 @@ import { carMarker, L, stationLayer } from "./map.js";
 import { offerPush } from "./push.js";
 import { layout, Stations } from "./shell.js";
 
-const NO_SHOW_WAIT = 5 * 60000; // the server's default; it answers 409 earlier
+const NO_SHOW_WAIT = 5 * 60000; // the server's default, if a trip lacks no_show_at
 
 export function driverScreen({ user, live }) {
   const ui = layout("Drive");
@@ -138,7 +138,7 @@ export function driverScreen({ user, live }) {
 
   function renderTrips() {
     const now = Date.now();
-    const key = JSON.stringify([state.trips, state.trips.map((t) => t.arrived_at && now >= new Date(t.arrived_at).getTime() + NO_SHOW_WAIT), stations.sig.length]);
+    const key = JSON.stringify([state.trips, state.trips.map((t) => t.no_show_at && now >= new Date(t.no_show_at).getTime()), stations.sig.length]);
     if (key === tripsKey) return;
     tripsKey = key;
     replace(tripsEl, state.trips.map((t) => {
@@ -146,7 +146,7 @@ export function driverScreen({ user, live }) {
       const sched = t.status === "scheduled";
       const matched = t.riders.filter((x) => x.status === "matched").length;
       const onBoard = t.riders.filter((x) => x.status === "picked_up").length;
-      const noShowAt = arrived ? new Date(t.arrived_at).getTime() + NO_SHOW_WAIT : 0;
+      const noShowAt = t.no_show_at ? new Date(t.no_show_at).getTime() : arrived ? new Date(t.arrived_at).getTime() + NO_SHOW_WAIT : 0;
       const act = (label, id, path, enabled, cls) => h("button", { type: "button", class: cls || "", id: id || null, "data-action": path.split("/").pop(), disabled: !enabled, onclick: () => act2(t, path) }, label);
       return h("section", { class: "card trip", "data-trip": t.id, "data-status": t.status },
         h("h2", {}, `Trip at ${stations.name(t.station_id)}`),
@@ -320,7 +320,7 @@ export function driverScreen({ user, live }) {
     draw();
   }
 
-  const tick = setInterval(renderTrips, 15000); // no-show buttons enable with time
+  const tick = setInterval(renderTrips, 5000); // no-show buttons enable with time
 
   return {
     el: ui.el,
