@@ -117,6 +117,10 @@ func TestBrowserOperatorEditReachesRider(t *testing.T) {
 	rp := b.open(t, s.URL, "rider", phone)
 	rp.signUp("rider", "Kiran", fmt.Sprintf("kiran-%d@example.com", time.Now().UnixNano()))
 	rp.waitText("#station-list", "HSR Layout", 10*time.Second)
+	// Near Bellandur, "Nearest to me" puts Bellandur first, with distances.
+	rp.locate(12.9390, 77.6960)
+	rp.click("#nearest")
+	rp.wait("Bellandur first", `document.querySelector("#station-list button").dataset.station === "bellandur" && document.querySelector("#station-list button").innerText.includes(" m")`, 10*time.Second)
 
 	ops := b.open(t, s.URL, "operator", desktop)
 	ops.signIn("ops@example.com", "operator password")

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -50,9 +52,19 @@ func TestBrowserWholeStory(t *testing.T) {
 	rdr.click(`#station-list button[data-station="hsr"]`)
 	rdr.waitText("#chosen-station", "HSR Layout", 5*time.Second)
 	rdr.choose(`#request-form select[name="destination_area_id"]`, "kudlu-gate")
+	rdr.setPermission("notifications", cdpbrowser.PermissionSettingGranted)
 	rdr.click("#request-ride")
 	rdr.wait("the ride to be waiting or matched", `["waiting", "matched"].includes(document.querySelector("#ride").dataset.status)`, 10*time.Second)
 
+	// After the first request, the app registers its service worker for
+	// Web Push (subscribing needs a push service, which this machine lacks).
+	deadline := time.Now().Add(10 * time.Second)
+	for !evalAwait[bool](rdr, `navigator.serviceWorker.getRegistration("/").then(r => !!r && !!(r.active || r.installing || r.waiting))`) {
+		if time.Now().After(deadline) {
+			t.Fatal("no service worker registered after the first ride request")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	ops.wait("a rider waiting at HSR Layout", `document.querySelector('[data-counter="riders_waiting"] dd').innerText === "1" || document.querySelector('[data-counter="matched_last_hour"] dd').innerText === "1"`, 10*time.Second)
 
 	// Matched, with the driver's name and vehicle.

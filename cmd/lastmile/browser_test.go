@@ -15,6 +15,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -128,6 +129,9 @@ func (b *browser) open(tb testing.TB, base, name string, vp viewport) *page {
 			if en.Level != cdplog.EntryLevelError || strings.Contains(en.URL, "tile.openstreetmap.org") {
 				return
 			}
+			if strings.Contains(en.Text, "does not support the Push API in incognito mode") {
+				return // each test person's browser context is incognito; Chrome says so when the app subscribes
+			}
 			if en.Source == cdplog.EntrySourceNetwork && strings.Contains(en.URL, "/api/v1/") && clientError.MatchString(en.Text) {
 				// The API refusing something (a wrong password, a 409, "no
 				// active route") is logged by the browser; the app shows
@@ -203,8 +207,20 @@ func (p *page) nav(path string) {
 
 func (p *page) click(sel string) {
 	p.tb.Helper()
-	p.wait(sel+" to be there and enabled", fmt.Sprintf(`(e => !!e && !e.disabled)(document.querySelector(%q))`, sel), 10*time.Second)
-	p.do(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	for try := 0; ; try++ {
+		p.wait(sel+" to be there and enabled", fmt.Sprintf(`(e => !!e && !e.disabled)(document.querySelector(%q))`, sel), 10*time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+		cancel()
+		if err == nil {
+			return
+		}
+		// The page may replace the element between finding and clicking
+		// it (a live update re-rendered it): find it again.
+		if try == 2 || !strings.Contains(err.Error(), "Could not find node") {
+			p.tb.Fatalf("%s page: click %s: %v (problems so far: %v)", p.name, sel, err, p.problems)
+		}
+	}
 }
 
 func (p *page) fill(sel, text string) {
@@ -225,6 +241,19 @@ func eval[T any](p *page, expr string) T {
 	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.tb.Fatalf("%s page: evaluate %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// evalAwait evaluates an expression that yields a promise and decodes
+// what it resolves to.
+func evalAwait[T any](p *page, expr string) T {
+	p.tb.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		p.tb.Fatalf("%s page: evaluate %s: %v", p.name, expr, err)
 	}
@@ -319,13 +348,28 @@ func (p *page) axe(screen string) {
 // tapping "Block" would.
 func (p *page) deny(permission string) {
 	p.tb.Helper()
+	p.setPermission(permission, cdpbrowser.PermissionSettingDenied)
+}
+
+func (p *page) setPermission(permission string, setting cdpbrowser.PermissionSetting) {
+	p.tb.Helper()
 	c := chromedp.FromContext(p.ctx)
 	_, err := chromedp.CallBrowser(p.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
-		Permission: &cdpbrowser.PermissionDescriptor{Name: permission}, Setting: cdpbrowser.PermissionSettingDenied,
+		Permission: &cdpbrowser.PermissionDescriptor{Name: permission}, Setting: setting,
 		BrowserContextID: c.BrowserContextID,
 	})
 	if err != nil {
-		p.tb.Fatalf("deny %s: %v", permission, err)
+		p.tb.Fatalf("set %s to %s: %v", permission, setting, err)
+	}
+}
+
+// locate grants the page geolocation and puts the device at lat, lng.
+func (p *page) locate(lat, lng float64) {
+	p.tb.Helper()
+	p.setPermission("geolocation", cdpbrowser.PermissionSettingGranted)
+	accuracy := 10.0
+	if _, err := chromedp.Call(p.ctx, emulation.SetGeolocationOverride, emulation.SetGeolocationOverrideParams{Latitude: &lat, Longitude: &lng, Accuracy: &accuracy}); err != nil {
+		p.tb.Fatalf("set the position: %v", err)
 	}
 }
 

@@ -55,9 +55,13 @@ export function driverScreen({ user, live }) {
     draw();
   }
 
+  let builderKey = "";
   function renderBuilder() {
     builder.hidden = !!state.route;
     const q = search.value.trim().toLowerCase();
+    const key = JSON.stringify([q, state.picked, stations.sig.length, stations.list.length]);
+    if (key === builderKey) return; // unchanged: keep focus where it is
+    builderKey = key;
     replace(list, stations.list.filter((s) => !q || s.name.toLowerCase().includes(q)).slice(0, 50).map((s) => h("li", {},
       h("button", { type: "button", class: "pick", "aria-pressed": String(state.picked.includes(s.id)), "data-station": s.id, onclick: () => toggle(s) }, s.name))));
     replace(chosen, state.picked.map((id, i) => h("li", {}, stations.name(id), " ",

@@ -32,10 +32,19 @@ export function makeMap(el, label) {
 // runs when one is clicked. It returns {layer, draw(stations, opts)}.
 export function stationLayer(map, onPick) {
   const layer = L.layerGroup().addTo(map);
-  let fitted = false;
+  let fitted = false, bounds = null, moved = false;
+  // Show every station until the person moves the map themselves; a
+  // resized window (a phone turned, a panel opened) shows them all again.
+  map.on("dragstart", () => (moved = true));
+  map.getContainer().addEventListener("wheel", () => (moved = true), { passive: true });
+  map.getContainer().addEventListener("keydown", () => (moved = true));
+  map.zoomControl && map.zoomControl.getContainer().addEventListener("click", () => (moved = true));
+  map.on("resize", () => {
+    if (bounds && !moved) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 14 });
+  });
   return {
     layer,
-    draw(stations, { selected = [], label } = {}) {
+    draw(stations, { selected = [], label, badge } = {}) {
       layer.clearLayers();
       for (const s of stations) {
         const on = selected.includes(s.id);
@@ -44,9 +53,12 @@ export function stationLayer(map, onPick) {
           .bindTooltip(label ? label(s) : s.name)
           .addTo(layer);
         if (onPick) m.on("click", () => onPick(s));
+        const b = badge && badge(s);
+        if (b) L.tooltip({ permanent: true, direction: "right", offset: [8, 0], className: "badge-tip" }).setContent(b).setLatLng([s.lat, s.lng]).addTo(layer);
       }
-      if (!fitted && stations.length) {
-        map.fitBounds(L.latLngBounds(stations.map((s) => [s.lat, s.lng])), { padding: [20, 20], maxZoom: 14 });
+      if (stations.length) bounds = L.latLngBounds(stations.map((s) => [s.lat, s.lng]));
+      if (!fitted && bounds) {
+        map.fitBounds(bounds, { padding: [20, 20], maxZoom: 14 });
         fitted = true;
       }
     },

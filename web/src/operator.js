@@ -55,7 +55,9 @@ export function operatorScreen() {
   importForm.addEventListener("submit", importFeed);
 
   replace(ui.panel,
-    h("section", { class: "card" }, h("h2", {}, "Right now"), counters),
+    h("section", { class: "card" }, h("h2", {}, "Right now"), counters,
+      h("p", { class: "legend" }, h("span", { class: "dot free" }), "driver ", h("span", { class: "dot approaching" }), "approaching a station ",
+        h("span", { class: "dot busy" }), "on a trip · stations show riders waiting")),
     h("section", { class: "card" }, h("h2", {}, "Recent trips"), tripsList),
     h("section", { class: "card" }, h("h2", {}, "Stations"),
       h("p", { class: "form-error", role: "alert", id: "stations-error" }),
@@ -86,13 +88,17 @@ export function operatorScreen() {
 
   function draw() {
     if (!drawn) return;
-    drawn.draw(stations.list, { label: (s) => `${s.name} · ${waitingAt(s.id)} waiting` });
+    drawn.draw(stations.list, {
+      label: (s) => `${s.name} · ${waitingAt(s.id)} waiting`,
+      badge: (s) => (waitingAt(s.id) ? `${waitingAt(s.id)} waiting` : ""),
+    });
     drivers.clearLayers();
+    const onTrip = new Set(state.trips.filter((t) => t.status === "scheduled" || t.status === "active").map((t) => t.route_id));
     for (const p of state.positions) {
       if (!p.online) continue;
-      L.circleMarker([p.lat, p.lng], { radius: 8, color: "#fff", weight: 2, fillColor: p.approaching_station_id ? "#d97706" : "#059669", fillOpacity: 1 })
-        .bindTooltip(p.approaching_station_id ? "Driver approaching " + stations.name(p.approaching_station_id) : "Driver")
-        .addTo(drivers);
+      const busy = p.route_id && onTrip.has(p.route_id);
+      const [color, what] = busy ? ["#7c3aed", "Driver on a trip"] : p.approaching_station_id ? ["#d97706", "Driver approaching " + stations.name(p.approaching_station_id)] : ["#059669", "Driver"];
+      L.circleMarker([p.lat, p.lng], { radius: 8, color: "#fff", weight: 2, fillColor: color, fillOpacity: 1 }).bindTooltip(what).addTo(drivers);
     }
   }
 

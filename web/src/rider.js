@@ -29,7 +29,7 @@ export function riderScreen({ user, live }) {
   // ---- the request form
   const search = h("input", { type: "search", name: "station-search", placeholder: "Search stations", autocomplete: "off" });
   const list = h("ul", { class: "pick-list", id: "station-list", "aria-label": "Stations" });
-  const nearBtn = h("button", { type: "button", class: "link", onclick: () => locate(true) }, "Nearest to me");
+  const nearBtn = h("button", { type: "button", class: "link", id: "nearest", onclick: () => locate(true) }, "Nearest to me");
   const chosen = h("p", { class: "chosen", id: "chosen-station", "aria-live": "polite" }, "No station chosen yet.");
   const area = h("select", { name: "destination_area_id" }, h("option", { value: "" }, "Choose a station first"));
   const arrival = h("input", { type: "datetime-local", name: "arrival_time", value: localInput(new Date(Date.now() + 10 * 60000)) });
@@ -67,8 +67,12 @@ export function riderScreen({ user, live }) {
     chosen.textContent = "Station: " + s.name;
   }
 
+  let pickerKey = "";
   function renderPicker() {
     const q = search.value.trim().toLowerCase();
+    const key = JSON.stringify([q, state.selected, state.here, stations.sig.length, stations.list.length]);
+    if (key === pickerKey) return; // unchanged: keep focus where it is
+    pickerKey = key;
     let items = stations.list.filter((s) => !q || s.name.toLowerCase().includes(q) || s.id.includes(q));
     if (state.here) items = items.map((s) => ({ s, d: distance(state.here, s) })).sort((a, b) => a.d - b.d).map((x) => x.s);
     replace(list, items.slice(0, 50).map((s) => h("li", {},
