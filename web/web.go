@@ -113,6 +113,9 @@ func (a *App) index(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", a.csp)
 	h.Set("Cache-Control", "no-cache")
+	// Tile servers may require to know which site asks (OpenStreetMap's
+	// usage policy does): send them this origin, never the page's path.
+	h.Set("Referrer-Policy", "strict-origin")
 	w.Write(a.page)
 }
 
@@ -132,5 +135,7 @@ func (a *App) asset(w http.ResponseWriter, r *http.Request) {
 // every visit, so it must not be cached.
 func (a *App) worker(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
+	// A worker runs under its script's policy: same-origin only.
+	w.Header().Set("Content-Security-Policy", "default-src 'self'")
 	http.ServeFileFS(w, r, a.assets, "sw.js")
 }

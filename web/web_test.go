@@ -70,6 +70,9 @@ func TestPagesCarryTheAppAndItsCSP(t *testing.T) {
 			if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
 				t.Errorf("page Cache-Control = %q, want no-cache", cc)
 			}
+			if rp := resp.Header.Get("Referrer-Policy"); rp != "strict-origin" {
+				t.Errorf("page Referrer-Policy = %q, want strict-origin (tile servers see the site, not the path)", rp)
+			}
 		})
 	}
 }

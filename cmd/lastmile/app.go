@@ -26,7 +26,7 @@ import (
 
 var (
 	errNoRoute = fault.New(fault.NotFound, "no such endpoint")
-	errMethod  = fault.New(fault.NotFound, "method not allowed on this endpoint")
+	errMethod  = fault.New(fault.BadMethod, "this endpoint does not serve this method; see the Allow header")
 )
 
 // app is every domain, wired together. This is the one place that knows
@@ -70,7 +70,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	if err != nil {
 		return nil, err
 	}
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginAddrLimit: signin}, a.notify, log("user")); err != nil {
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginLimit: signin}, a.notify, log("user")); err != nil {
 		return nil, err
 	}
 	a.stations = station.New(pool, log("station"))
@@ -85,7 +85,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
 	}, routeSource{a.drivers, a.stations, a.trips}, a.matching, a.notify, log("location"), reg)
 	a.notify.Handle("location", a.location.HandleMessage)
-	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
+	a.idempotent = httpx.NewIdempotency(pool, log("httpx"), httpx.IdempotencyConfig{})
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 

@@ -24,6 +24,7 @@ import (
 // or by the environment variable named beside each flag.
 type config struct {
 	addr            string
+	metricsAddr     string
 	databaseURL     string
 	dataDir         string
 	logFormat       string
@@ -167,6 +168,8 @@ func (c *config) validate(fs *flagSet) error {
 	if _, err := web.TileOrigin(c.mapTiles); err != nil {
 		check("map-tiles", false, "must be an http(s) tile URL template with {z}, {x} and {y}, such as "+web.DefaultTiles)
 	}
+	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
+	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
 	return errors.Join(errs...)
 }
 
@@ -186,6 +189,8 @@ func (c *config) register(fs *flagSet) {
 func (c *config) registerServe(fs *flagSet) {
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
 	fs.env("addr", "LASTMILE_ADDR")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "listen address of /metrics for Prometheus, never the public one (unset: no metrics endpoint)")
+	fs.env("metrics-addr", "LASTMILE_METRICS_ADDR")
 	c.register(fs)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.env("shutdown-timeout", "LASTMILE_SHUTDOWN_TIMEOUT")

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
@@ -131,22 +132,30 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, err
 	}
-	row, err := s.q.CreateRequest(ctx, riderdb.CreateRequestParams{
-		RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+	var req Request
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		row, err := s.q.WithTx(tx).CreateRequest(ctx, riderdb.CreateRequestParams{
+			RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+		if err != nil {
+			return err
+		}
+		req = toRequest(row)
+		return httpx.StoreCreated(ctx, tx, req)
+	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {
 		case "ride_requests_one_open_per_rider":
 			return Request{}, ErrOpenRequest
 		case "ride_requests_station_id_fkey":
-			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "station_id", Message: "unknown station " + in.StationID}}}
+			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "station_id", Message: fmt.Sprintf("unknown station %q", in.StationID)}}}
 		case "ride_requests_destination_area_id_fkey":
-			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "destination_area_id", Message: "unknown area " + in.DestinationAreaID}}}
+			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "destination_area_id", Message: fmt.Sprintf("unknown area %q", in.DestinationAreaID)}}}
 		}
 	}
 	if err != nil {
 		return Request{}, fmt.Errorf("create ride request: %w", err)
 	}
-	return toRequest(row), nil
+	return req, nil
 }
 
 // Get returns a request its rider or an operator may see; anyone else gets

@@ -85,6 +85,7 @@ function route() {
       if (st === "online" && screen && screen.onOnline) screen.onOnline();
     },
     onResync: () => screen && screen.refresh && screen.refresh(),
+    onError: (m) => screen && screen.onError && screen.onError(m),
   });
   current = { live, screen: null, role, userId: s.user.id };
   const make = screens[role];

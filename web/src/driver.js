@@ -337,6 +337,9 @@ export function driverScreen({ user, live }) {
     },
     onOnline: refresh,
     refresh,
+    onError(m) {
+      setFeed(`The server refused a position (${m.code}): ${m.message}`);
+    },
     onEvent(e) {
       ui.log(e);
       if (e.kind === "trip.updated" || e.kind === "trip.assigned") {

@@ -8,12 +8,15 @@ const MAX_DELAY = 5000;
 export class Live {
   // onEvent gets every {type:"event"} message once, in order; onState gets
   // "online" | "offline" | "connecting"; onResync is called when the
-  // server no longer has the events after our seq (reload state over REST).
-  constructor(userId, { onEvent, onState, onResync }) {
+  // server no longer has the events after our seq (reload state over REST);
+  // onError gets the server's {type: "error", code, message} for a message
+  // it refused (a fix it found implausible, say).
+  constructor(userId, { onEvent, onState, onResync, onError }) {
     this.key = "lastmile.seq." + userId;
     this.onEvent = onEvent;
     this.onState = onState;
     this.onResync = onResync || (() => {});
+    this.onError = onError || (() => {});
     this.ws = null;
     this.attempts = 0;
     this.timer = 0;
@@ -105,6 +108,8 @@ export class Live {
       } else if (msg.type === "error" && msg.code === "since_too_old") {
         this.resume = false;
         this.onResync();
+      } else if (msg.type === "error") {
+        this.onError(msg); // a message of ours the server refused
       }
     };
     ws.onclose = () => {

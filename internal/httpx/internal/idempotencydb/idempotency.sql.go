@@ -13,8 +13,12 @@ import (
 )
 
 const claimKey = `-- name: ClaimKey :one
-INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)
-ON CONFLICT (user_id, key) DO NOTHING
+INSERT INTO idempotency_keys (user_id, key, fingerprint, claim, lease_until)
+VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8))
+ON CONFLICT (user_id, key) DO UPDATE SET claim = EXCLUDED.claim, lease_until = EXCLUDED.lease_until
+WHERE idempotency_keys.completed_at IS NULL
+  AND idempotency_keys.lease_until < now()
+  AND idempotency_keys.fingerprint = EXCLUDED.fingerprint
 RETURNING created_at
 `
 
@@ -22,18 +26,28 @@ type ClaimKeyParams struct {
 	UserID      uuid.UUID
 	Key         string
 	Fingerprint []byte
+	Claim       *uuid.UUID
+	LeaseSecs   float64
 }
 
+// Claims a new key, or takes over one whose holder's lease ran out without
+// an answer (the same request only). No row: the key is held or answered.
 func (q *Queries) ClaimKey(ctx context.Context, arg ClaimKeyParams) (time.Time, error) {
-	row := q.db.QueryRow(ctx, claimKey, arg.UserID, arg.Key, arg.Fingerprint)
+	row := q.db.QueryRow(ctx, claimKey,
+		arg.UserID,
+		arg.Key,
+		arg.Fingerprint,
+		arg.Claim,
+		arg.LeaseSecs,
+	)
 	var created_at time.Time
 	err := row.Scan(&created_at)
 	return created_at, err
 }
 
-const completeKey = `-- name: CompleteKey :exec
-UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, completed_at = now()
-WHERE user_id = $1 AND key = $2
+const completeKey = `-- name: CompleteKey :execrows
+UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, completed_at = now(), lease_until = NULL
+WHERE user_id = $1 AND key = $2 AND claim = $6 AND completed_at IS NULL
 `
 
 type CompleteKeyParams struct {
@@ -42,17 +56,23 @@ type CompleteKeyParams struct {
 	Status      *int16
 	ContentType *string
 	Body        []byte
+	Claim       *uuid.UUID
 }
 
-func (q *Queries) CompleteKey(ctx context.Context, arg CompleteKeyParams) error {
-	_, err := q.db.Exec(ctx, completeKey,
+// Stores the answer, only for the current holder and only once.
+func (q *Queries) CompleteKey(ctx context.Context, arg CompleteKeyParams) (int64, error) {
+	result, err := q.db.Exec(ctx, completeKey,
 		arg.UserID,
 		arg.Key,
 		arg.Status,
 		arg.ContentType,
 		arg.Body,
+		arg.Claim,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const deleteOldKeys = `-- name: DeleteOldKeys :execrows
@@ -68,7 +88,9 @@ func (q *Queries) DeleteOldKeys(ctx context.Context, createdAt time.Time) (int64
 }
 
 const getKey = `-- name: GetKey :one
-SELECT user_id, key, fingerprint, status, content_type, body, created_at, completed_at FROM idempotency_keys WHERE user_id = $1 AND key = $2
+SELECT user_id, key, fingerprint, status, content_type, body, completed_at,
+       GREATEST(EXTRACT(EPOCH FROM lease_until - now()), 0)::float8 AS lease_left_secs
+FROM idempotency_keys WHERE user_id = $1 AND key = $2
 `
 
 type GetKeyParams struct {
@@ -76,9 +98,20 @@ type GetKeyParams struct {
 	Key    string
 }
 
-func (q *Queries) GetKey(ctx context.Context, arg GetKeyParams) (IdempotencyKey, error) {
+type GetKeyRow struct {
+	UserID        uuid.UUID
+	Key           string
+	Fingerprint   []byte
+	Status        *int16
+	ContentType   *string
+	Body          []byte
+	CompletedAt   *time.Time
+	LeaseLeftSecs float64
+}
+
+func (q *Queries) GetKey(ctx context.Context, arg GetKeyParams) (GetKeyRow, error) {
 	row := q.db.QueryRow(ctx, getKey, arg.UserID, arg.Key)
-	var i IdempotencyKey
+	var i GetKeyRow
 	err := row.Scan(
 		&i.UserID,
 		&i.Key,
@@ -86,22 +119,48 @@ func (q *Queries) GetKey(ctx context.Context, arg GetKeyParams) (IdempotencyKey,
 		&i.Status,
 		&i.ContentType,
 		&i.Body,
-		&i.CreatedAt,
 		&i.CompletedAt,
+		&i.LeaseLeftSecs,
 	)
 	return i, err
 }
 
 const releaseKey = `-- name: ReleaseKey :exec
-DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND completed_at IS NULL
+DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND claim = $3 AND completed_at IS NULL
 `
 
 type ReleaseKeyParams struct {
 	UserID uuid.UUID
 	Key    string
+	Claim  *uuid.UUID
 }
 
 func (q *Queries) ReleaseKey(ctx context.Context, arg ReleaseKeyParams) error {
-	_, err := q.db.Exec(ctx, releaseKey, arg.UserID, arg.Key)
+	_, err := q.db.Exec(ctx, releaseKey, arg.UserID, arg.Key, arg.Claim)
 	return err
+}
+
+const renewKey = `-- name: RenewKey :execrows
+UPDATE idempotency_keys SET lease_until = now() + make_interval(secs => $4::float8)
+WHERE user_id = $1 AND key = $2 AND claim = $3 AND completed_at IS NULL
+`
+
+type RenewKeyParams struct {
+	UserID    uuid.UUID
+	Key       string
+	Claim     *uuid.UUID
+	LeaseSecs float64
+}
+
+func (q *Queries) RenewKey(ctx context.Context, arg RenewKeyParams) (int64, error) {
+	result, err := q.db.Exec(ctx, renewKey,
+		arg.UserID,
+		arg.Key,
+		arg.Claim,
+		arg.LeaseSecs,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

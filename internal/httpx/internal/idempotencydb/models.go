@@ -3,20 +3,3 @@
 //   sqlc v1.31.1
 
 package idempotencydb
-
-import (
-	"time"
-
-	"github.com/google/uuid"
-)
-
-type IdempotencyKey struct {
-	UserID      uuid.UUID
-	Key         string
-	Fingerprint []byte
-	Status      *int16
-	ContentType *string
-	Body        []byte
-	CreatedAt   time.Time
-	CompletedAt *time.Time
-}
