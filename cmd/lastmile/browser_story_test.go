@@ -124,6 +124,13 @@ func TestBrowserWholeStory(t *testing.T) {
 	drv.shot("driver", desktop)
 	ops.shot("operator", phone)
 	ops.shot("operator", desktop)
+	// The driver finishes the route and may build another; the rider may
+	// ask again.
+	drv.click("#finish-route")
+	drv.wait("the route builder again", `!document.querySelector("#route-form").hidden && document.querySelector("#route").hidden`, 10*time.Second)
+	rdr.click("#new-ride")
+	rdr.wait("the request form again", `!document.querySelector("#request-form").hidden && document.querySelector("#ride").hidden`, 10*time.Second)
+	rdr.waitText("#history", "dropped off", 5*time.Second)
 	for _, p := range []*page{rdr, drv, ops} {
 		p.clean()
 	}
