@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 // Sign-up and sign-in errors appear beside the field they concern; a
 // signed-in session survives a reload and ends with sign-out.
 func TestBrowserSignInErrorsAndSession(t *testing.T) {
-	s := startServer(t, pgtest.URL(t), nil)
+	s := startServer(t, pgtest.URL(t), map[string]string{"LASTMILE_REQUEST_EXPIRY": "1s"})
 	b := newBrowser(t)
 	p := b.open(t, s.URL, "sign-in", phone)
 	email := fmt.Sprintf("mira-%d@example.com", time.Now().UnixNano())
@@ -60,6 +62,15 @@ func TestBrowserSignInErrorsAndSession(t *testing.T) {
 	p.fill("#f-password", "a long password")
 	p.click(`form button[type="submit"]`)
 	p.wait("the rider screen", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
+
+	// A request nobody takes expires, and the page says what to do next.
+	p.click(`#station-list button[data-station="hsr"]`)
+	eval[bool](p, `(() => { const d = new Date(Date.now() - 5 * 60000), z = (n) => String(n).padStart(2, "0");
+		document.querySelector('[name="arrival_time"]').value = d.getFullYear() + "-" + z(d.getMonth() + 1) + "-" + z(d.getDate()) + "T" + z(d.getHours()) + ":" + z(d.getMinutes());
+		return true })()`)
+	p.click("#request-ride")
+	p.wait("the expiry", `document.querySelector("#ride").dataset.status === "expired"`, 15*time.Second)
+	p.waitText("#ride", "Request again", 5*time.Second)
 	p.clean()
 }
 
@@ -144,6 +155,27 @@ func TestBrowserOperatorEditReachesRider(t *testing.T) {
 	ops.waitText("table.stations", "HSR Layout Junction", 5*time.Second)
 	ops.axe("operator screen while editing")
 	ops.shot("operator-edit", desktop)
+
+	// A new station, created and deleted from the page.
+	ops.fill(`#station-form [name="id"]`, "test-stop")
+	ops.fill(`#station-form [name="name"]`, "Test Stop")
+	ops.fill(`#station-form [name="lat"]`, "12.95")
+	ops.fill(`#station-form [name="lng"]`, "77.60")
+	ops.click(`#station-form button[type="submit"]`)
+	ops.waitText(`tr[data-station="test-stop"]`, "Test Stop", 10*time.Second)
+	ops.click(`tr[data-station="test-stop"] button[data-delete]`)
+	ops.click(`tr[data-station="test-stop"] button[data-delete]`)
+	ops.wait("the station gone", `!document.querySelector('tr[data-station="test-stop"]')`, 10*time.Second)
+
+	// A GTFS stops.txt uploaded from the page.
+	feed := filepath.Join(t.TempDir(), "stops.txt")
+	if err := os.WriteFile(feed, []byte("stop_id,stop_name,stop_lat,stop_lon,location_type\nMG,MG Road,12.9756,77.6066,1\nMG-P1,MG Road platform 1,12.9756,77.6066,0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ops.do(chromedp.SetUploadFiles(chromedp.CSS(`#import-form input[type="file"]`), []string{feed}))
+	ops.click(`#import-form button[type="submit"]`)
+	ops.waitText("#import-result", "Imported 1 stations: 1 new", 10*time.Second)
+	ops.waitText("table.stations", "MG Road", 10*time.Second)
 	rp.clean()
 	ops.clean()
 }
