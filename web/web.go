@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -33,7 +34,7 @@ var AppPaths = []string{"/", "/signin", "/signup", "/rider", "/driver", "/operat
 // App is the web app, ready to serve.
 type App struct {
 	page   []byte // index.html with the tile layer filled in
-	csp    string
+	tiles  string // the CSP source of the tile server
 	assets fs.FS
 }
 
@@ -58,19 +59,25 @@ func New(tiles string) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{page: page, assets: sub, csp: CSP(origin)}, nil
+	return &App{page: page, assets: sub, tiles: origin}, nil
 }
 
 // CSP is the page's Content-Security-Policy: scripts, styles, workers and
-// connections only from this server (its WebSocket included), images also
-// from the tile server; no inline script or style, no plugins, no framing.
-func CSP(tileOrigin string) string {
+// connections only from this server, images also from the tile server; no
+// inline script or style, no plugins, no framing. host, when it is a plain
+// host[:port], names the server's WebSocket too ('self' covers it in CSP
+// level 3, older browsers need it spelled out).
+func CSP(tileOrigin, host string) string {
+	connect := "connect-src 'self'"
+	if hostPattern.MatchString(host) {
+		connect += " ws://" + host + " wss://" + host
+	}
 	return strings.Join([]string{
 		"default-src 'self'",
 		"script-src 'self'",
 		"style-src 'self'",
 		"img-src 'self' data: " + tileOrigin,
-		"connect-src 'self'",
+		connect,
 		"worker-src 'self'",
 		"manifest-src 'self'",
 		"object-src 'none'",
@@ -79,6 +86,10 @@ func CSP(tileOrigin string) string {
 		"frame-ancestors 'none'",
 	}, "; ")
 }
+
+// hostPattern is a host name or address with an optional port, and nothing
+// that could end a CSP directive.
+var hostPattern = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
 
 // TileOrigin returns the CSP source that covers a tile URL template:
 // its scheme and host, with a {s} subdomain as a wildcard.
@@ -111,7 +122,7 @@ func (a *App) Routes(r chi.Router) {
 func (a *App) index(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", a.csp)
+	h.Set("Content-Security-Policy", CSP(a.tiles, r.Host))
 	h.Set("Cache-Control", "no-cache")
 	// Tile servers may require to know which site asks (OpenStreetMap's
 	// usage policy does): send them this origin, never the page's path.

@@ -53,7 +53,7 @@ func TestPagesCarryTheAppAndItsCSP(t *testing.T) {
 				t.Fatalf("GET %s = %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
 			csp := resp.Header.Get("Content-Security-Policy")
-			for _, want := range []string{"script-src 'self';", "style-src 'self';", "img-src 'self' data: https://*.tiles.example.org;", "connect-src 'self';", "frame-ancestors 'none'", "object-src 'none'"} {
+			for _, want := range []string{"script-src 'self';", "style-src 'self';", "img-src 'self' data: https://*.tiles.example.org;", "connect-src 'self' ws://127.0.0.1:", "frame-ancestors 'none'", "object-src 'none'"} {
 				if !strings.Contains(csp, want) {
 					t.Errorf("CSP %q lacks %q", csp, want)
 				}
@@ -158,5 +158,19 @@ func TestFirstLoadIsSmall(t *testing.T) {
 	t.Logf("first load: %d bytes gzipped (budget %d)", total, budget)
 	if total > budget {
 		t.Errorf("first load is %d bytes gzipped, over the %d budget", total, budget)
+	}
+}
+
+func TestCSPNamesOnlyAPlainHostForTheSocket(t *testing.T) {
+	for host, want := range map[string]string{
+		"lastmile.example.com":     "connect-src 'self' ws://lastmile.example.com wss://lastmile.example.com;",
+		"127.0.0.1:8080":           "connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;",
+		"[::1]:8080":               "connect-src 'self' ws://[::1]:8080 wss://[::1]:8080;",
+		"evil.com; script-src *":   "connect-src 'self';",
+		"evil.com 'unsafe-inline'": "connect-src 'self';",
+	} {
+		if got := CSP("https://tile.openstreetmap.org", host); !strings.Contains(got, want) {
+			t.Errorf("CSP for host %q = %q, want %q", host, got, want)
+		}
 	}
 }
