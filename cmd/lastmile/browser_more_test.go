@@ -179,3 +179,42 @@ func TestBrowserOperatorEditReachesRider(t *testing.T) {
 	rp.clean()
 	ops.clean()
 }
+
+// A driver shares the phone's real position: the browser's geolocation
+// reaches the server, and an operator sees the driver online there.
+func TestBrowserDriverSharesGPS(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	b := newBrowser(t)
+	p := b.open(t, s.URL, "driver", phone)
+	p.signUp("driver", "Dev", fmt.Sprintf("dev-%d@example.com", time.Now().UnixNano()))
+	p.click(`#route-stations button[data-station="silkboard"]`)
+	p.choose(`#route-form select[name="destination_area_id"]`, "madiwala")
+	p.click("#go-online")
+	p.wait("the route to be online", `!!document.querySelector("#share-gps")`, 10*time.Second)
+	p.locate(12.9300, 77.6000)
+	p.click("#share-gps")
+	p.waitText("#feed-status", "Sharing your GPS", 10*time.Second)
+
+	ops := operator(t, s, url)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var got struct {
+			Positions []struct {
+				Lat, Lng float64
+				Online   bool
+			}
+		}
+		ops.do("GET", "/api/v1/drivers/positions", nil, &got)
+		if len(got.Positions) == 1 && got.Positions[0].Online && got.Positions[0].Lat == 12.93 && got.Positions[0].Lng == 77.6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator sees %+v, want the driver online at 12.93, 77.6", got.Positions)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	p.click("#share-gps")
+	p.wait("sharing stopped", `document.querySelector("#share-gps").innerText === "Share my GPS"`, 5*time.Second)
+	p.clean()
+}
