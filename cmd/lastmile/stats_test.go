@@ -27,7 +27,7 @@ func TestOperatorCounters(t *testing.T) {
 
 	ws := late.connect("")
 	late.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaB, "arrival_time": arrival(-5 * time.Minute)})
-	ws.next("event", "ride.expired", 5*time.Second)
+	ws.NextOf("event", "ride.expired", 5*time.Second)
 	rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute), "party_size": 3})
 	st := ops.must(200, "GET", "/api/v1/ride-requests/stats", nil)
 	by, _ := st["waiting_by_station"].([]any)
@@ -42,7 +42,7 @@ func TestOperatorCounters(t *testing.T) {
 	w := newWalker(dws, 1500)
 	for w.next() {
 	}
-	rws.next("event", "ride.matched", 5*time.Second)
+	rws.NextOf("event", "ride.matched", 5*time.Second)
 	st = ops.must(200, "GET", "/api/v1/ride-requests/stats", nil)
 	wait, ok := st["median_wait_seconds"].(float64)
 	if st["waiting_riders"] != float64(0) || st["matched_last_hour"] != float64(1) || !ok || wait < 0 || wait > 60 {
