@@ -115,7 +115,7 @@ func (a *App) Routes(r chi.Router) {
 	for _, p := range AppPaths {
 		r.Get(p, a.index)
 	}
-	r.Get("/assets/*", a.asset)
+	r.Get("/assets/{file}", a.asset) // flat: esbuild writes no subfolders
 	r.Get("/sw.js", a.worker)
 }
 

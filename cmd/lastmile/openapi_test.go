@@ -125,5 +125,5 @@ func TestOpenAPIDocumentAndPageAreServed(t *testing.T) {
 // isWebApp reports whether a served "method path" is the web app's.
 func isWebApp(route string) bool {
 	_, path, _ := strings.Cut(route, " ")
-	return slices.Contains(web.AppPaths, path) || path == "/assets" || path == "/sw.js"
+	return slices.Contains(web.AppPaths, path) || path == "/assets/{file}" || path == "/sw.js"
 }
