@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/lastmile/lastmile/internal/station"
 	"github.com/lastmile/lastmile/internal/trip"
 	"github.com/lastmile/lastmile/internal/user"
+	"github.com/lastmile/lastmile/web"
 )
 
 var (
@@ -43,6 +45,7 @@ type app struct {
 	matching   *matching.Service
 	idempotent *idempotency.Store
 	openapi    []byte
+	web        *web.App
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
 	// runners are the long-lived background components, each stopped by
@@ -85,6 +88,9 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 
+	if a.web, err = web.New(cfg.mapTiles); err != nil {
+		return nil, err
+	}
 	a.openapi, err = httpx.OpenAPI(httpx.OpenAPIBase, user.OpenAPI, station.OpenAPI, notify.OpenAPI,
 		driver.OpenAPI, rider.OpenAPI, trip.OpenAPI, location.OpenAPI)
 	if err != nil {
@@ -111,6 +117,10 @@ func (a *app) mount(r chi.Router) {
 	rider.NewHandler(a.riders, a.matching, a.trips).Routes(r, requireAuth, idem)
 	trip.NewHandler(a.trips, a.positions).Routes(r, requireAuth)
 	location.NewHandler(a.location, a.positions).Routes(r, requireAuth)
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.Compress(5))
+		a.web.Routes(r)
+	})
 }
 
 // goAway tells long-lived connections that the server is going away, and

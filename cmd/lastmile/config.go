@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lmittmann/tint"
+
+	"github.com/lastmile/lastmile/web"
 )
 
 // config is everything `lastmile serve` and the tools can be told, by flag
@@ -41,6 +43,7 @@ type config struct {
 	maxSpeedKmh     float64
 	approachEvery   time.Duration
 	trustedProxies  []netip.Prefix
+	mapTiles        string
 	signupLimit     int
 	signinLimit     int
 	// onListen, when set, is told the address serve listens on (simulate
@@ -162,6 +165,9 @@ func (c *config) validate(fs *flagSet) error {
 	positive("offline-after", c.offlineAfter)
 	check("max-speed-kmh", c.maxSpeedKmh > 0 && c.maxSpeedKmh <= 1000, "must be above 0 and at most 1000")
 	positive("approach-every", c.approachEvery)
+	if _, err := web.TileOrigin(c.mapTiles); err != nil {
+		check("map-tiles", false, "must be an http(s) tile URL template with {z}, {x} and {y}, such as "+web.DefaultTiles)
+	}
 	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
 	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
 	if c.metricsAddr != "" {
@@ -242,6 +248,8 @@ func (c *config) registerServe(fs *flagSet) {
 		return nil
 	})
 	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
+	fs.StringVar(&c.mapTiles, "map-tiles", web.DefaultTiles, "tile URL template for the web app's map ({z}, {x}, {y}; {s} for subdomains)")
+	fs.env("map-tiles", "LASTMILE_MAP_TILES")
 	fs.IntVar(&c.signupLimit, "signup-limit", 10, "sign-ups per client address a minute (0: off)")
 	fs.env("signup-limit", "LASTMILE_SIGNUP_LIMIT")
 	fs.IntVar(&c.signinLimit, "signin-limit", 10, "checked sign-in attempts per client address a minute (0: off; 5 wrong passwords per address and email stay refused)")

@@ -209,7 +209,14 @@ func TestSpineGPSToMatch(t *testing.T) {
 	path := "/api/v1/trips/" + tripID
 	driver.must(409, "POST", path+"/start", nil) // not arrived
 	driver.must(409, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
-	driver.must(200, "POST", path+"/arrived", nil)
+	arrived := driver.must(200, "POST", path+"/arrived", nil)
+	// The trip says from when a no-show may be marked (the app enables the
+	// button then): arrival plus the server's --no-show-wait.
+	arrivedAt, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(arrived["arrived_at"]))
+	noShowAt, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(arrived["no_show_at"]))
+	if arrivedAt.IsZero() || !noShowAt.Equal(arrivedAt.Add(time.Second)) {
+		t.Errorf("after arrival: arrived_at %v, no_show_at %v; want no_show_at one second (the no-show wait) later", arrived["arrived_at"], arrived["no_show_at"])
+	}
 	driver.must(409, "POST", path+"/arrived", nil)
 	riders[0].ws.NextOf("event", "trip.updated", 5*time.Second)
 	riders[0].ws.NextOf("event", "driver.arrived", 5*time.Second)
