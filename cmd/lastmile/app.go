@@ -24,7 +24,7 @@ import (
 
 var (
 	errNoRoute = fault.New(fault.NotFound, "no such endpoint")
-	errMethod  = fault.New(fault.NotFound, "method not allowed on this endpoint")
+	errMethod  = fault.New(fault.BadMethod, "this endpoint does not serve this method; see the Allow header")
 )
 
 // app is every domain, wired together. This is the one place that knows
@@ -67,7 +67,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	if err != nil {
 		return nil, err
 	}
-	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginAddrLimit: signin}, a.notify, log("user")); err != nil {
+	if a.users, err = user.New(pool, user.Config{TokenTTL: cfg.tokenTTL, SignUpLimit: signup, LoginLimit: signin}, a.notify, log("user")); err != nil {
 		return nil, err
 	}
 	a.stations = station.New(pool, log("station"))

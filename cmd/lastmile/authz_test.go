@@ -399,7 +399,7 @@ func TestLocationOverREST(t *testing.T) {
 	d := signUp(t, s, "driver", "D")
 	r := signUp(t, s, "rider", "R")
 	at := func(sec int) string {
-		return time.Now().Add(time.Duration(sec-60) * time.Second).UTC().Format(time.RFC3339Nano)
+		return time.Now().Add(time.Duration(sec-50) * time.Second).UTC().Format(time.RFC3339Nano)
 	}
 
 	got := d.must(200, "POST", "/api/v1/location", map[string]any{"lat": hsrLat - 0.02, "lng": hsrLng, "at": at(0)})
@@ -413,13 +413,14 @@ func TestLocationOverREST(t *testing.T) {
 		{"lat": 91, "lng": hsrLng, "at": at(30)},               // not a latitude
 		{"lat": hsrLat - 0.017, "lng": hsrLng, "at": at(3600)}, // an hour ahead
 		{"lat": hsrLat - 0.017, "lng": hsrLng, "at": at(40)},
+		{"lat": hsrLat - 0.017, "lng": hsrLng, "at": "2000-01-01T00:00:00Z"}, // back-dated
 	}})
 	codes := map[float64]string{}
 	for _, rej := range got["rejected"].([]any) {
 		m := rej.(map[string]any)
 		codes[m["index"].(float64)] = m["code"].(string)
 	}
-	want := map[float64]string{1: "stale_fix", 2: "implausible_speed", 3: "invalid_lat", 4: "future_fix"}
+	want := map[float64]string{1: "stale_fix", 2: "implausible_speed", 3: "invalid_lat", 4: "future_fix", 6: "old_fix"}
 	if got["accepted"] != float64(2) || len(codes) != len(want) {
 		t.Fatalf("batch = %v", got)
 	}

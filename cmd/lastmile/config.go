@@ -22,6 +22,7 @@ import (
 // or by the environment variable named beside each flag.
 type config struct {
 	addr            string
+	metricsAddr     string
 	databaseURL     string
 	dataDir         string
 	logFormat       string
@@ -161,6 +162,8 @@ func (c *config) validate(fs *flagSet) error {
 	positive("offline-after", c.offlineAfter)
 	check("max-speed-kmh", c.maxSpeedKmh > 0 && c.maxSpeedKmh <= 1000, "must be above 0 and at most 1000")
 	positive("approach-every", c.approachEvery)
+	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
+	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
 	return errors.Join(errs...)
 }
 
@@ -180,6 +183,8 @@ func (c *config) register(fs *flagSet) {
 func (c *config) registerServe(fs *flagSet) {
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address")
 	fs.env("addr", "LASTMILE_ADDR")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "listen address of /metrics for Prometheus, never the public one (unset: no metrics endpoint)")
+	fs.env("metrics-addr", "LASTMILE_METRICS_ADDR")
 	c.register(fs)
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.env("shutdown-timeout", "LASTMILE_SHUTDOWN_TIMEOUT")

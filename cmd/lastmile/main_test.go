@@ -25,10 +25,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // server is one instance of the whole program, started through run().
 type server struct {
-	URL  string
-	stop context.CancelFunc
-	done chan error
-	logs *syncBuffer
+	URL string
+	// MetricsURL is where /metrics is served (--metrics-addr), apart from URL.
+	MetricsURL string
+	stop       context.CancelFunc
+	done       chan error
+	logs       *syncBuffer
 }
 
 type syncBuffer struct {
@@ -62,13 +64,19 @@ func startServer(tb testing.TB, databaseURL string, env map[string]string) *serv
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		err := run(ctx, []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"},
-			getenv, strings.NewReader(""), pw, s.logs)
+		args := []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}
+		if env["LASTMILE_METRICS_ADDR"] == "" {
+			args = append(args, "--metrics-addr", "127.0.0.1:0")
+		}
+		err := run(ctx, args, getenv, strings.NewReader(""), pw, s.logs)
 		pw.Close()
 		s.done <- err
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "lastmile metrics on "); ok {
+			s.MetricsURL = u
+		}
 		if u, ok := strings.CutPrefix(sc.Text(), "lastmile listening on "); ok {
 			s.URL = u
 			break
@@ -143,7 +151,11 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("unknown path = %d %v, want a 404 problem", code, problem)
 	}
 
-	resp, err := http.Get(s.URL + "/metrics")
+	// Metrics are served on their own address only, never the public one.
+	if code := getJSON(t, s.URL+"/metrics", &problem); code != 404 {
+		t.Fatalf("public /metrics = %d, want 404", code)
+	}
+	resp, err := http.Get(s.MetricsURL)
 	if err != nil {
 		t.Fatal(err)
 	}

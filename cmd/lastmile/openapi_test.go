@@ -61,6 +61,44 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if len(served) < 5 {
 		t.Fatalf("only %d routes found: the walk is broken", len(served))
 	}
+
+	// What the document says about who may call each operation matches
+	// routeRules, which TestEveryRouteIsGuarded checks against the server.
+	var ops struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(a.openapi, &ops); err != nil {
+		t.Fatal(err)
+	}
+	for path, byMethod := range ops.Paths {
+		for method, raw := range byMethod {
+			if method == "parameters" || method == "summary" || method == "description" {
+				continue
+			}
+			var op struct {
+				Security  []map[string]any           `json:"security"`
+				Responses map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			key := strings.ToUpper(method) + " " + path
+			rule, ok := routeRules[key]
+			if !ok {
+				continue // reported by TestEveryRouteIsGuarded
+			}
+			_, has401 := op.Responses["401"]
+			_, has403 := op.Responses["403"]
+			switch {
+			case rule.public && len(op.Security) > 0:
+				t.Errorf("%s is public but documented as needing a token", key)
+			case !rule.public && (len(op.Security) == 0 || !has401):
+				t.Errorf("%s needs a token but the document lacks its security or its 401", key)
+			case !rule.public && len(rule.roles) < 3 && !has403:
+				t.Errorf("%s is for %v only but the document lacks its 403", key, rule.roles)
+			}
+		}
+	}
 }
 
 func TestOpenAPIDocumentAndPageAreServed(t *testing.T) {

@@ -40,7 +40,7 @@ var (
 func knownMetrics(tb testing.TB) map[string]bool {
 	tb.Helper()
 	s := startServer(tb, pgtest.URL(tb), nil)
-	resp, err := http.Get(s.URL + "/metrics")
+	resp, err := http.Get(s.MetricsURL)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -103,46 +103,68 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 	}
 	time.Sleep(1500 * time.Millisecond)
 
-	// All cross into the radius in the same second, then drive on slowly.
+	// All cross into the radius in the same second, then drive on slowly,
+	// a fix a second, until every seat is taken or the next approach round
+	// is due.
+	crossed := map[string]time.Time{}
+	total := 0
 	for _, d := range drivers {
 		d.crossed = time.Now()
+		crossed[d.c.id] = d.crossed
+		total += d.seats
 		d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng,
 			"at": d.crossed.UTC().Format(time.RFC3339Nano), "speed_mps": 20})
 	}
-	for sec := 1; sec <= 4; sec++ {
-		time.Sleep(time.Until(drivers[0].crossed.Add(time.Duration(sec) * time.Second)))
-		for _, d := range drivers {
-			d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(750 - 15*float64(sec)), "lng": hsrLng,
-				"at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 15})
-		}
-	}
-	time.Sleep(time.Until(drivers[len(drivers)-1].crossed.Add(approachEvery + 500*time.Millisecond)))
-
-	crossed := map[string]time.Time{}
-	for _, d := range drivers {
-		crossed[d.c.id] = d.crossed
-	}
 	res := crowdResult{matched: map[int]time.Duration{}}
+	told := map[int]int{} // rank -> ride.matched messages
+	taken := 0
+	take := func(r *crowdRider, e event) {
+		if told[r.rank]++; told[r.rank] > 1 {
+			res.twice = append(res.twice, r.rank)
+			return
+		}
+		m := decode[struct {
+			Driver struct {
+				ID string `json:"id"`
+			} `json:"driver"`
+			ReqID string `json:"ride_request_id"`
+		}](t, e)
+		if m.ReqID != r.req {
+			t.Errorf("rider %d told ride.matched for request %s, want %s", r.rank, m.ReqID, r.req)
+		}
+		res.matched[r.rank] = e.Recv.Sub(crossed[m.Driver.ID])
+		taken += r.party
+	}
+	deadline := drivers[len(drivers)-1].crossed.Add(approachEvery + 500*time.Millisecond)
+	for sec := 1; taken < total && time.Now().Before(deadline); {
+		if due := drivers[0].crossed.Add(time.Duration(sec) * time.Second); sec <= 4 && time.Now().After(due) {
+			for _, d := range drivers {
+				d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(750 - 15*float64(sec)), "lng": hsrLng,
+					"at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 15})
+			}
+			sec++
+		}
+		for _, r := range riders {
+			for drained := false; !drained; {
+				select {
+				case e, ok := <-r.ws.msgs:
+					if !ok {
+						t.Fatalf("rider %d's socket closed", r.rank)
+					}
+					if e.Kind == "ride.matched" {
+						take(r, e)
+					}
+				default:
+					drained = true
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A rider told twice would be told at about the same time.
 	for _, r := range riders {
-		for n := 0; ; n++ {
-			e, ok := r.ws.poll("ride.matched", 20*time.Millisecond)
-			if !ok {
-				break
-			}
-			if n > 0 {
-				res.twice = append(res.twice, r.rank)
-				continue
-			}
-			m := decode[struct {
-				Driver struct {
-					ID string `json:"id"`
-				} `json:"driver"`
-				ReqID string `json:"ride_request_id"`
-			}](t, e)
-			if m.ReqID != r.req {
-				t.Errorf("rider %d told ride.matched for request %s, want %s", r.rank, m.ReqID, r.req)
-			}
-			res.matched[r.rank] = e.Recv.Sub(crossed[m.Driver.ID])
+		if e, ok := r.ws.poll("ride.matched", 20*time.Millisecond); ok {
+			take(r, e)
 		}
 	}
 	for i, d := range drivers {
@@ -199,7 +221,8 @@ func (res crowdResult) check(t *testing.T, want []int) {
 	}
 }
 
-// wantRoutesFull asserts every driver's seats are all taken.
+// wantRoutesFull asserts every driver's seats are all taken, and that the
+// driver was told who fills them (trip.assigned).
 func wantRoutesFull(t *testing.T, drivers []*crowdDriver) {
 	t.Helper()
 	for i, d := range drivers {
@@ -207,6 +230,23 @@ func wantRoutesFull(t *testing.T, drivers []*crowdDriver) {
 		d.c.do("GET", "/api/v1/routes/current", nil, &rt)
 		if rt["seats_free"] != float64(0) {
 			t.Errorf("driver %d (%d seats) has %v free after the crowd: it drove on with empty seats", i, d.seats, rt["seats_free"])
+		}
+		told := 0
+		for {
+			e, ok := d.ws.poll("trip.assigned", 20*time.Millisecond)
+			if !ok {
+				break
+			}
+			for _, r := range decode[struct {
+				Riders []struct {
+					PartySize int `json:"party_size"`
+				} `json:"riders"`
+			}](t, e).Riders {
+				told += r.PartySize
+			}
+		}
+		if told != d.seats {
+			t.Errorf("driver %d (%d seats) was told of riders for %d seats", i, d.seats, told)
 		}
 	}
 }
@@ -334,4 +374,37 @@ func TestDriverPassesThenRiderAsks(t *testing.T) {
 		t.Fatalf("matched %v after the crossing: it waited for the driver's next approach round, not the request", e.Recv.Sub(crossed))
 	}
 	dws.next("event", "trip.assigned", 5*time.Second)
+}
+
+// A driver whose phone first reports where it was 50 km away (a stale
+// position, or a reconnect from elsewhere) is refused twice near the
+// station, then the fixes that agree move its track and the waiting rider
+// is matched; one jump back is refused again.
+func TestDriverReanchoredAfterAFarFix(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	drv := signUp(t, s, "driver", "D")
+	dws := drv.connect("")
+	drv.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
+	rdr := signUp(t, s, "rider", "R")
+	rws := rdr.connect("")
+	rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
+
+	fix := func(southM float64, at time.Time) {
+		dws.send(map[string]any{"type": "location", "lat": hsrSouth(southM), "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano)})
+	}
+	start := time.Now().Add(-5 * time.Second)
+	fix(50_000, start)
+	for i := range 2 {
+		fix(700-float64(10*i), start.Add(time.Duration(i+1)*time.Second))
+		if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+			t.Fatalf("fix %d near the station = %+v, want implausible_speed", i+1, e)
+		}
+	}
+	rws.none("ride.matched", 200*time.Millisecond)
+	fix(680, start.Add(3*time.Second)) // the third that agrees
+	rws.next("event", "ride.matched", 5*time.Second)
+	fix(50_000, start.Add(4*time.Second))
+	if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+		t.Fatalf("one jump back = %+v, want implausible_speed", e)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,8 +81,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 
 	r := a.router(health, reg, logger)
 
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("listen on %s (--metrics-addr): %w", cfg.metricsAddr, err)
+		}
+		metricsSrv = metricsServer(reg, logger)
+		logger.Info("metrics listening", "addr", metricsLn.Addr().String())
+		fmt.Fprintf(stdout, "lastmile metrics on http://%s/metrics\n", metricsLn.Addr())
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	srv := &http.Server{
@@ -111,6 +125,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		}
 		return nil
 	})
+	if metricsSrv != nil {
+		g.Go(func() error {
+			if err := metricsSrv.Serve(metricsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve metrics: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		health.draining.Store(true)
@@ -133,6 +155,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 		if shCtx.Err() != nil {
 			logger.Warn("sockets cut off at the shutdown timeout")
 		}
+		if metricsSrv != nil {
+			// Scrapes are short; the last one may see the final counts.
+			if err := metricsSrv.Shutdown(shCtx); err != nil {
+				metricsSrv.Close()
+			}
+		}
 		return nil
 	})
 	err = g.Wait()
@@ -140,22 +168,53 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 	return err
 }
 
-// router is the whole HTTP surface: operations endpoints and every domain.
+// router is the whole public HTTP surface: operations endpoints and every
+// domain. /metrics is not on it; see metricsServer.
 func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logger) *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
+	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.SecureHeaders, httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
 		httpx.Timeout(30*time.Second, "/api/v1/ws"))
 	r.Get("/healthz", health.live)
 	r.Get("/readyz", health.ready)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	a.mount(r)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, r, errNoRoute)
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		httpx.Error(w, r, errMethod)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req.URL.Path), ", "))
+		httpx.Error(w, req, errMethod)
 	})
 	return r
+}
+
+// allowedMethods lists the methods routes serves at path, asking the router
+// itself, so the Allow header cannot drift from the routes.
+func allowedMethods(routes chi.Routes, path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// metricsServer serves /metrics alone, on the operators' address: what a
+// Prometheus target exposes (runtime, queue depths, route names) is not for
+// the public.
+func metricsServer(reg *prometheus.Registry, logger *slog.Logger) *http.Server {
+	r := chi.NewRouter()
+	r.Use(httpx.SecureHeaders)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // health answers the liveness and readiness probes.
@@ -192,6 +251,8 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	// The reply says what is wrong; the details (addresses, driver errors)
+	// go to the log only.
 	applied, dirty, err := postgres.SchemaVersion(ctx, h.pool)
 	if err != nil {
 		h.logger.Warn("not ready: database unreachable", "err", err)
@@ -200,11 +261,13 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	want, err := postgres.LatestVersion()
 	if err != nil {
-		notReady(err.Error())
+		h.logger.Error("not ready: embedded migrations unreadable", "err", err)
+		notReady("schema version unknown")
 		return
 	}
 	if dirty || applied < want {
-		notReady(fmt.Sprintf("migrations not applied: database at %d (dirty=%t), binary needs %d", applied, dirty, want))
+		h.logger.Warn("not ready: migrations not applied", "schema_version", applied, "dirty", dirty, "want", want)
+		notReady("migrations not applied: the database schema is older than this version")
 		return
 	}
 	if err := h.canWrite(ctx); err != nil {

@@ -77,6 +77,13 @@ ORDER BY station_id, name, id;
 -- name: AreaStation :one
 SELECT station_id FROM areas WHERE id = $1;
 
+-- name: LockStation :one
+-- Serialises changes to one station's areas (the area limit).
+SELECT id FROM stations WHERE id = $1 FOR UPDATE;
+
+-- name: CountAreas :one
+SELECT count(*)::int FROM areas WHERE station_id = $1;
+
 -- name: CreateArea :one
 INSERT INTO areas (id, station_id, name, lat, lng)
 VALUES ($1, $2, $3, $4, $5)

@@ -38,5 +38,16 @@ INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
 ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
 RETURNING hits;
 
+-- name: TakeRateLimit :one
+-- Counts one hit only while the key is under max in its window; over it,
+-- no row is returned and nothing is written.
+INSERT INTO rate_limits (key, window_start, hits) VALUES (@key, @window_start, 1)
+ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+WHERE rate_limits.hits < @max::int
+RETURNING hits;
+
+-- name: RateLimitHits :one
+SELECT hits FROM rate_limits WHERE key = $1 AND window_start = $2;
+
 -- name: DeleteOldRateLimits :execrows
 DELETE FROM rate_limits WHERE window_start < $1;

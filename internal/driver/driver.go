@@ -17,6 +17,7 @@ import (
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
+	"github.com/lastmile/lastmile/internal/text"
 )
 
 // Errors returned by the Service.
@@ -91,7 +92,8 @@ type RouteInput struct {
 	Vehicle *string `json:"vehicle"`
 }
 
-func (in RouteInput) validate() error {
+// validate normalises in (the vehicle text) and names every invalid field.
+func (in *RouteInput) validate() error {
 	var v fault.Validation
 	switch n := len(in.StationIDs); {
 	case n == 0:
@@ -105,14 +107,24 @@ func (in RouteInput) validate() error {
 		case strings.TrimSpace(id) == "" || len(id) > 64:
 			v.Add(fmt.Sprintf("station_ids[%d]", i), "must be a station id")
 		case seen[id]:
-			v.Add(fmt.Sprintf("station_ids[%d]", i), "lists station "+id+" twice")
+			v.Add(fmt.Sprintf("station_ids[%d]", i), fmt.Sprintf("lists station %q twice", id))
 		}
 		seen[id] = true
 	}
 	v.Check(strings.TrimSpace(in.DestinationAreaID) != "" && len(in.DestinationAreaID) <= 64, "destination_area_id", "is required: an area id")
 	v.Check(in.Seats >= 1 && in.Seats <= 8, "seats", "must be between 1 and 8")
 	if in.Vehicle != nil {
-		v.Check(len(*in.Vehicle) <= 100, "vehicle", "must be at most 100 characters")
+		vehicle, problem := text.Line(*in.Vehicle)
+		switch {
+		case problem != "":
+			v.Add("vehicle", problem)
+		case text.Len(vehicle) > 100:
+			v.Add("vehicle", "must be at most 100 characters")
+		}
+		in.Vehicle = &vehicle
+		if vehicle == "" {
+			in.Vehicle = nil
+		}
 	}
 	return v.Err()
 }

@@ -19,6 +19,7 @@ const (
 	Unauthorized Kind = "unauthorized" // no or bad credentials (401)
 	Forbidden    Kind = "forbidden"    // authenticated, wrong role (403)
 	NotFound     Kind = "not_found"    // unknown, or not the caller's (404)
+	BadMethod    Kind = "bad_method"   // a known path, a method it does not serve (405)
 	Conflict     Kind = "conflict"     // the current state forbids it (409)
 	TooLarge     Kind = "too_large"    // the body is over its size limit (413)
 	RateLimited  Kind = "rate_limited" // too many requests (429)

@@ -3,6 +3,7 @@ package location
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,10 +46,10 @@ func rejectionCode(tb testing.TB, err error) string {
 }
 
 func TestLimitsCheck(t *testing.T) {
-	lim := Limits{MaxSpeedMps: 150 / 3.6, MaxFuture: 30 * time.Second}
+	lim := Limits{MaxSpeedMps: 150 / 3.6, MaxFuture: 30 * time.Second, MaxAge: time.Minute}
 	now := t0
 	prev := &Fix{Point: base, At: now.Add(-10 * time.Second)}
-	// In 10 s the limit allows 416.7 m.
+	// In 10 s the limit allows 416.7 m driven, plus 50 m of GPS error.
 	tests := []struct {
 		name string
 		prev *Fix
@@ -88,12 +89,17 @@ func TestLimitsCheck(t *testing.T) {
 		{"more than MaxFuture ahead", nil, Fix{Point: base, At: now.Add(30*time.Second + time.Millisecond)}, "future_fix"},
 		{"far in the future after a fix", prev, Fix{Point: base, At: now.Add(time.Hour)}, "future_fix"},
 
+		{"exactly MaxAge old", nil, Fix{Point: base, At: now.Add(-time.Minute)}, ""},
+		{"older than MaxAge", nil, Fix{Point: base, At: now.Add(-time.Minute - time.Millisecond)}, "old_fix"},
+		{"back-dated years", prev, Fix{Point: base, At: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}, "old_fix"},
+
 		{"older than the previous fix", prev, Fix{Point: base, At: prev.At.Add(-time.Second)}, "stale_fix"},
 		{"same time and place as the previous fix", prev, Fix{Point: base, At: prev.At}, "stale_fix"},
 		{"same time as the previous fix, elsewhere", prev, Fix{Point: north(base, 10), At: prev.At}, "stale_fix"},
 
-		{"implied speed just below the limit", prev, Fix{Point: north(base, 410), At: now}, ""},
-		{"implied speed above the limit", prev, Fix{Point: north(base, 420), At: now}, "implausible_speed"},
+		{"implied speed just below the limit", prev, Fix{Point: north(base, 460), At: now}, ""},
+		{"implied speed above the limit", prev, Fix{Point: north(base, 470), At: now}, "implausible_speed"},
+		{"at the limit, with 40 m of GPS error", prev, Fix{Point: north(base, 456), At: now}, ""},
 		{"device speed does not excuse a jump", prev, Fix{Point: north(base, 5000), At: now, SpeedMps: ptr(10.0)}, "implausible_speed"},
 		{"GPS jitter within 50 m in 1 ms", prev, Fix{Point: north(base, 49), At: prev.At.Add(time.Millisecond)}, ""},
 		{"jitter above 50 m in 1 ms", prev, Fix{Point: north(base, 60), At: prev.At.Add(time.Millisecond)}, "implausible_speed"},
@@ -106,6 +112,86 @@ func TestLimitsCheck(t *testing.T) {
 			}
 			if tt.want == "stale_fix" && !errors.Is(err, ErrOutOfOrder) {
 				t.Errorf("Check = %v, want ErrOutOfOrder", err)
+			}
+		})
+	}
+}
+
+// TestLimitsAccept plays sequences of fixes of one driver (one a second
+// unless said) through Accept and checks which are refused, and from
+// where the track continues.
+func TestLimitsAccept(t *testing.T) {
+	lim := Limits{}
+	lim.defaults() // 150 km/h, 60 s old at most, new track after 60 s, re-anchor on 3
+	type step struct {
+		at   time.Duration // after t0
+		m    float64       // metres north of base
+		want string        // rejection code, "" when accepted
+		skew time.Duration // how far the fix's clock is ahead of the server's
+	}
+	far := 100_000.0 // 100 km away
+	tests := []struct {
+		name      string
+		steps     []step
+		restarted []int // steps whose acceptance restarted the track
+	}{
+		{"a single jump is refused and the track goes on", []step{
+			{0, 0, "", 0}, {1 * time.Second, 20, "", 0}, {2 * time.Second, far, "implausible_speed", 0},
+			{3 * time.Second, 60, "", 0}, {4 * time.Second, 80, "", 0},
+		}, nil},
+		{"a glitch accepted first: three real fixes that agree re-anchor", []step{
+			{0, far, "", 0}, {1 * time.Second, 0, "implausible_speed", 0}, {2 * time.Second, 20, "implausible_speed", 0},
+			{3 * time.Second, 40, "", 0}, {4 * time.Second, 60, "", 0},
+		}, []int{3}},
+		{"reconnected far away within the offline window", []step{
+			{0, 0, "", 0}, {30 * time.Second, far, "implausible_speed", 0}, {31 * time.Second, far + 10, "implausible_speed", 0},
+			{32 * time.Second, far + 20, "", 0}, {33 * time.Second, far + 30, "", 0}, {34 * time.Second, 0, "implausible_speed", 0},
+		}, []int{3}},
+		{"back after longer than the offline window: a new track at once", []step{
+			{0, 0, "", 0}, {61 * time.Second, far, "", 0}, {62 * time.Second, far + 15, "", 0}, {63 * time.Second, 0, "implausible_speed", 0},
+		}, []int{1}},
+		{"jumps that disagree with each other never re-anchor", []step{
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, -far, "implausible_speed", 0},
+			{3 * time.Second, far, "implausible_speed", 0}, {4 * time.Second, -far, "implausible_speed", 0}, {5 * time.Second, 30, "", 0},
+		}, nil},
+		{"a fix back on the track clears the suspects", []step{
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, far + 10, "implausible_speed", 0},
+			{3 * time.Second, 40, "", 0}, {4 * time.Second, far + 20, "implausible_speed", 0}, {5 * time.Second, 60, "", 0},
+		}, nil},
+		{"a fix dated ahead (device clock): three current ones that agree re-anchor", []step{
+			{25 * time.Second, 0, "", 25 * time.Second}, {1 * time.Second, 10, "stale_fix", 0}, {2 * time.Second, 20, "stale_fix", 0},
+			{3 * time.Second, 30, "", 0}, {4 * time.Second, 40, "", 0},
+		}, []int{3}},
+		{"out-of-order fixes behind a current last fix never re-anchor", []step{
+			{0, 0, "", 0}, {5 * time.Second, 50, "", 0}, {1 * time.Second, 10, "stale_fix", -5 * time.Second},
+			{2 * time.Second, 20, "stale_fix", -4 * time.Second}, {3 * time.Second, 30, "stale_fix", -3 * time.Second},
+			{4 * time.Second, 40, "stale_fix", -2 * time.Second}, {6 * time.Second, 60, "", 0},
+		}, nil},
+		{"one jump repeated is not several that agree", []step{
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {1 * time.Second, far, "implausible_speed", 0},
+			{1 * time.Second, far, "implausible_speed", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, 30, "", 0},
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tr Track
+			var lastOK Fix
+			for i, s := range tt.steps {
+				f := Fix{Point: north(base, s.m), At: t0.Add(s.at)}
+				next, err := lim.Accept(tr, f, f.At.Add(-s.skew))
+				if got := rejectionCode(t, err); got != s.want {
+					t.Fatalf("step %d (%v, %.0f m) = %q (%v), want %q", i, s.at, s.m, got, err, s.want)
+				}
+				if next.Restarted != slices.Contains(tt.restarted, i) {
+					t.Errorf("step %d restarted the track = %v", i, next.Restarted)
+				}
+				if err == nil {
+					lastOK = f
+				}
+				if next.Last == nil || !next.Last.At.Equal(lastOK.At) || next.Last.Point != lastOK.Point {
+					t.Fatalf("after step %d the track continues from %+v, want %+v", i, next.Last, lastOK)
+				}
+				tr = next
 			}
 		})
 	}

@@ -241,9 +241,11 @@ func TestIngestNoApproachWhenOffline(t *testing.T) {
 	tr.loadRoute()
 
 	tr.now = t0.Add(120 * time.Second)
-	// Taken 61 s ago, inside A's radius: 1600 m in 59 s is plausible.
-	if err := tr.s.Ingest(tr.driver, Fix{Point: north(base, -400), At: t0.Add(59 * time.Second)}); err != nil {
-		t.Fatal(err)
+	// Taken 61 s ago, inside A's radius: 1600 m in 59 s is plausible, but
+	// the fix is too old to say where the driver is.
+	err := tr.s.Ingest(tr.driver, Fix{Point: north(base, -400), At: t0.Add(59 * time.Second)})
+	if code := rejectionCode(t, err); code != "old_fix" {
+		t.Fatalf("a fix taken 61 s ago = %q (%v), want old_fix", code, err)
 	}
 	tr.wantOffers()
 	if got := tr.s.state(tr.driver).approaching; got != "" {

@@ -83,11 +83,19 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	c.Limits.defaults()
-	c.Geometry.defaults()
 	if c.OfflineAfter <= 0 {
 		c.OfflineAfter = time.Minute
 	}
+	// A fix older than the offline window is refused, and one after a
+	// silence that long starts a new track.
+	if c.Limits.MaxAge <= 0 {
+		c.Limits.MaxAge = c.OfflineAfter
+	}
+	if c.Limits.NewTrackAfter <= 0 {
+		c.Limits.NewTrackAfter = c.OfflineAfter
+	}
+	c.Limits.defaults()
+	c.Geometry.defaults()
 	if c.ApproachEvery <= 0 {
 		c.ApproachEvery = 5 * time.Second
 	}
@@ -112,6 +120,7 @@ func (c *Config) defaults() {
 type driverState struct {
 	mu          sync.Mutex
 	last        *Fix
+	suspects    []Fix   // refused fixes that may re-anchor the track (Limits.Accept)
 	speed       float64 // smoothed m/s
 	limiter     *rate.Limiter
 	route       *Route
@@ -173,6 +182,7 @@ type metrics struct {
 	pubDropped  prometheus.Counter
 	drivers     prometheus.GaugeFunc
 	passDropped prometheus.Counter
+	restarted   prometheus.Counter
 }
 
 // New returns the location service.
@@ -197,10 +207,12 @@ func New(pool *pgxpool.Pool, cfg Config, routes RouteSource, sink Sink, pub Publ
 			Help: "driver.location messages dropped because the publish queue was full."}),
 		passDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_location_passed_dropped_total",
 			Help: "Station-passed records dropped because the queue was full (the station stays ahead until arrival)."}),
+		restarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_location_tracks_restarted_total",
+			Help: "Accepted fixes that began a driver's track anew: after a silence, or re-anchored on several refused fixes that agree."}),
 	}
 	s.metrics.drivers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_location_drivers",
 		Help: "Drivers whose fixes this replica holds in memory."}, func() float64 { return float64(s.count()) })
-	reg.MustRegister(s.metrics.fixes, s.metrics.approaches, s.metrics.written, s.metrics.pubDropped, s.metrics.drivers, s.metrics.passDropped)
+	reg.MustRegister(s.metrics.fixes, s.metrics.approaches, s.metrics.written, s.metrics.pubDropped, s.metrics.drivers, s.metrics.passDropped, s.metrics.restarted)
 	return s
 }
 
@@ -250,7 +262,9 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		s.metrics.fixes.WithLabelValues(errRateLimited.Code).Inc()
 		return errRateLimited
 	}
-	if err := s.cfg.Limits.Check(st.last, f, now); err != nil {
+	t, err := s.cfg.Limits.Accept(Track{Last: st.last, Suspects: st.suspects}, f, now)
+	st.suspects = t.Suspects
+	if err != nil {
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			s.metrics.fixes.WithLabelValues(rej.Code).Inc()
@@ -258,8 +272,17 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		return err
 	}
 	s.metrics.fixes.WithLabelValues("accepted").Inc()
+	if t.Restarted {
+		s.metrics.restarted.Inc()
+		st.last, st.speed = nil, 0 // the old track says nothing of the speed now
+	}
+	if t.Reanchored {
+		// Stations "reached" on the old track may have been reached by a
+		// glitch: leaving them now must not count as passing them.
+		st.reached = map[string]bool{}
+	}
 	s.updateSpeed(st, f)
-	st.last = &f
+	st.last = t.Last // f
 	st.dirty = true
 	if !st.routeKnown {
 		select {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/location"
+	"github.com/lastmile/lastmile/internal/rider"
 )
 
 // crowd is a station at rush hour: drivers with two seats each and riders
@@ -140,4 +141,40 @@ func reportLatencies(b *testing.B, d []time.Duration) {
 	at := func(p float64) float64 { return float64(d[min(len(d)-1, int(p*float64(len(d))))]) / 1e6 }
 	b.ReportMetric(at(0.50), "p50-ms")
 	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchmarkMatchNobody is the common approach: a driver near a station
+// whose match finds nobody to take.
+//   - none_eligible: 50 riders wait there for the route's destination but
+//     arrive too late to be eligible (ETA plus grace);
+//   - nobody_waiting: no rider waits at the station at all.
+func BenchmarkMatchNobody(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		waiting int
+	}{{"none_eligible", 50}, {"nobody_waiting", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			w := newWorld(b)
+			for range tc.waiting {
+				r := w.user(b, "rider")
+				if _, err := w.riders.Create(ctx, r, rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+					ArrivalTime: time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			d := w.user(b, "driver")
+			route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: 3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := w.match.Match(ctx, w.approach(d, route.ID))
+				if err != nil || len(res.Matched) != 0 {
+					b.Fatalf("got %+v, %v; want nobody matched", res, err)
+				}
+			}
+		})
+	}
 }

@@ -109,6 +109,13 @@ type Service struct {
 	mu      sync.Mutex
 	pending map[uuid.UUID]queued // newest approach per driver
 	ready   chan uuid.UUID       // drivers with a pending approach
+	// behind holds, per station with a match running on this replica, the
+	// approaches there waiting for it (one per driver). The worker that
+	// runs a station's match runs these after it, so a crowd at one
+	// station occupies one worker, not all of them: matches at a station
+	// take turns anyway (rider.LockWaiting), and other stations' approaches
+	// should not wait behind that queue.
+	behind map[string][]queued
 
 	m metrics
 }
@@ -118,6 +125,7 @@ type metrics struct {
 	txs                         *prometheus.CounterVec
 	matched                     prometheus.Counter
 	latency                     prometheus.Histogram
+	turn                        prometheus.Histogram
 	retries                     prometheus.Counter
 	queue                       prometheus.GaugeFunc
 }
@@ -129,6 +137,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 	s := &Service{
 		pool: pool, cfg: cfg, routes: routes, requests: requests, trips: trips, events: events, positions: positions, names: names,
 		logger: logger, now: time.Now, pending: map[uuid.UUID]queued{}, ready: make(chan uuid.UUID, cfg.QueueSize),
+		behind: map[string][]queued{},
 	}
 	s.m = metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_received_total", Help: "Approaches offered to matching."}),
@@ -137,13 +146,17 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 		txs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lastmile_matching_transactions_total",
 			Help: "Match transactions, by result (matched, nothing, skipped, error)."}, []string{"result"}),
 		matched: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_riders_matched_total", Help: "Ride requests matched."}),
+		turn: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lastmile_matching_station_turn_wait_seconds",
+			Help:    "Time a match waited for its station's turn (other matches there, on any replica) and read the waiting requests.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lastmile_matching_approach_to_commit_seconds",
 			Help: "Time from an approach being offered to its match committing.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_retries_total", Help: "Match transactions retried after a serialization failure or deadlock."}),
 	}
-	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length", Help: "Approaches waiting for a worker."},
-		func() float64 { return float64(len(s.ready)) })
-	reg.MustRegister(s.m.received, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.retries, s.m.queue)
+	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length",
+		Help: "Approaches waiting for a worker, or behind another match at their station."},
+		func() float64 { return float64(len(s.ready) + s.waitingBehind()) })
+	reg.MustRegister(s.m.received, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.turn, s.m.retries, s.m.queue)
 	return s
 }
 
@@ -181,7 +194,55 @@ func (s *Service) take(id uuid.UUID) (queued, bool) {
 	return q, ok
 }
 
-// Run runs the worker pool until ctx is cancelled.
+// claim makes the caller the worker of q's station, or, when another
+// worker is matching there, leaves q to it (replacing an older approach of
+// the same driver) and returns false.
+func (s *Service) claim(q queued) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waiting, busy := s.behind[q.StationID]
+	if !busy {
+		s.behind[q.StationID] = nil
+		return true
+	}
+	for i, w := range waiting {
+		if w.DriverID == q.DriverID {
+			waiting[i] = queued{Approach: q.Approach, offered: w.offered}
+			s.m.replaced.Inc()
+			return false
+		}
+	}
+	s.behind[q.StationID] = append(waiting, q)
+	return false
+}
+
+// next returns the approach waiting behind the match just run at
+// stationID, or false, releasing the station, when none is.
+func (s *Service) next(stationID string) (queued, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waiting := s.behind[stationID]
+	if len(waiting) == 0 {
+		delete(s.behind, stationID)
+		return queued{}, false
+	}
+	s.behind[stationID] = waiting[1:]
+	return waiting[0], true
+}
+
+func (s *Service) waitingBehind() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.behind {
+		n += len(w)
+	}
+	return n
+}
+
+// Run runs the worker pool until ctx is cancelled. A worker that takes an
+// approach at a station where another worker is matching leaves it to
+// that worker, which runs it next.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
@@ -192,20 +253,12 @@ func (s *Service) Run(ctx context.Context) error {
 					return
 				case id := <-s.ready:
 					q, ok := s.take(id)
-					if !ok {
+					if !ok || !s.claim(q) {
 						continue
 					}
-					a := q.Approach
-					mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					res, err := s.Match(mctx, a)
-					cancel()
-					switch {
-					case err != nil:
-						if ctx.Err() == nil {
-							s.logger.Warn("match", "err", err, "driver_id", a.DriverID, "station_id", a.StationID)
-						}
-					case len(res.Matched) > 0:
-						s.m.latency.Observe(s.now().Sub(q.offered).Seconds())
+					for ok && ctx.Err() == nil {
+						s.run(ctx, q)
+						q, ok = s.next(q.StationID)
 					}
 				}
 			}
@@ -213,6 +266,22 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// run matches one queued approach, logging a failure.
+func (s *Service) run(ctx context.Context, q queued) {
+	a := q.Approach
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.Match(mctx, a)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.logger.Warn("match", "err", err, "driver_id", a.DriverID, "station_id", a.StationID)
+		}
+	case len(res.Matched) > 0:
+		s.m.latency.Observe(s.now().Sub(q.offered).Seconds())
+	}
 }
 
 // Result is what one match did.
@@ -303,10 +372,12 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 		}
 		// The station's turn: from here until commit no other match at
 		// this station runs, and the rows it took are committed.
+		waitFrom := time.Now()
 		cands, err := s.requests.LockWaiting(ctx, tx, a.StationID, route.DestinationAreaID, eta.Add(s.cfg.Grace), s.cfg.Candidates)
 		if err != nil {
 			return err
 		}
+		s.m.turn.Observe(time.Since(waitFrom).Seconds())
 		parties := make([]Party, len(cands))
 		for i, c := range cands {
 			parties[i] = Party{Index: i, Size: c.PartySize}

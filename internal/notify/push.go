@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	webpush "github.com/SherClockHolmes/webpush-go"
@@ -254,22 +253,6 @@ func newWebPusher(s *Service) *webPusher {
 	}
 }
 
-// refusePrivateAddresses keeps pushes off loopback, private and link-local
-// addresses, so a subscription cannot make the server call internal
-// services; it checks the address actually dialled, after DNS.
-func refusePrivateAddresses(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("push endpoint address %s: %w", address, err)
-	}
-	a := ap.Addr().Unmap()
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() {
-		return fmt.Errorf("push endpoint address %s is not public: %w", a, ErrPushRejected)
-	}
-	return nil
-}
-
 func (p *webPusher) Push(ctx context.Context, sub PushSubscription, payload []byte) error {
 	keys, err := p.svc.vapidKeys(ctx)
 	if err != nil {
@@ -338,24 +321,9 @@ const maxSubscriptions = 10
 // Subscribe stores a push subscription for userID (replacing one with the
 // same endpoint). It returns a fault.Validation naming every bad field.
 func (s *Service) Subscribe(ctx context.Context, userID uuid.UUID, in SubscriptionInput) (Subscription, error) {
-	var v fault.Validation
-	s.checkEndpoint(&v, in.Endpoint)
-	if b, err := decodeKey(in.Keys.P256dh); err != nil {
-		v.Add("keys.p256dh", "must be base64url")
-	} else if _, err := ecdh.P256().NewPublicKey(b); err != nil {
-		v.Add("keys.p256dh", "must be an uncompressed P-256 public key (65 bytes)")
-	}
-	if b, err := decodeKey(in.Keys.Auth); err != nil || len(b) != 16 {
-		v.Add("keys.auth", "must be 16 bytes, base64url")
-	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var expires *time.Time
-	if in.ExpirationTime != nil {
-		t := time.UnixMilli(int64(*in.ExpirationTime)).UTC()
-		v.Check(t.After(now), "expirationTime", "must be in the future")
-		expires = &t
-	}
-	if err := v.Err(); err != nil {
+	expires, err := s.checkSubscription(in, now)
+	if err != nil {
 		return Subscription{}, err
 	}
 	row, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (notifydb.UpsertPushSubscriptionRow, error) {
@@ -377,6 +345,28 @@ func (s *Service) Subscribe(ctx context.Context, userID uuid.UUID, in Subscripti
 	return Subscription{Endpoint: row.Endpoint, ExpirationTime: row.ExpiresAt, CreatedAt: row.CreatedAt.UTC()}, nil
 }
 
+// checkSubscription names every bad field of in, and returns when it
+// expires (nil: never).
+func (s *Service) checkSubscription(in SubscriptionInput, now time.Time) (*time.Time, error) {
+	var v fault.Validation
+	s.checkEndpoint(&v, in.Endpoint)
+	if b, err := decodeKey(in.Keys.P256dh); err != nil {
+		v.Add("keys.p256dh", "must be base64url")
+	} else if _, err := ecdh.P256().NewPublicKey(b); err != nil {
+		v.Add("keys.p256dh", "must be an uncompressed P-256 public key (65 bytes)")
+	}
+	if b, err := decodeKey(in.Keys.Auth); err != nil || len(b) != 16 {
+		v.Add("keys.auth", "must be 16 bytes, base64url")
+	}
+	var expires *time.Time
+	if in.ExpirationTime != nil {
+		t := time.UnixMilli(int64(*in.ExpirationTime)).UTC()
+		v.Check(t.After(now), "expirationTime", "must be in the future")
+		expires = &t
+	}
+	return expires, v.Err()
+}
+
 func (s *Service) checkEndpoint(v *fault.Validation, endpoint string) {
 	if endpoint == "" {
 		v.Add("endpoint", "is required")
@@ -390,7 +380,16 @@ func (s *Service) checkEndpoint(v *fault.Validation, endpoint string) {
 		v.Add("endpoint", "must be an absolute https URL")
 	case u.Scheme != "https" && !(s.cfg.AllowInsecurePush && u.Scheme == "http"):
 		v.Add("endpoint", "must be an https URL")
+	case !s.cfg.AllowInsecurePush && isSpecialHost(u.Hostname()):
+		v.Add("endpoint", "must be a public push service, not a private or special-purpose address")
 	}
+}
+
+// isSpecialHost reports whether host is an IP literal in a special-purpose
+// range (names are judged when dialled, after DNS).
+func isSpecialHost(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && specialRange(a) != ""
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -14,11 +14,13 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -329,15 +331,55 @@ func TestReplicasAgreeOnVAPIDKeys(t *testing.T) {
 	}
 }
 
-func TestPushRefusesPrivateAddresses(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:443", "10.1.2.3:443", "[::1]:443", "169.254.169.254:80", "[::ffff:192.168.1.1]:443"} {
-		if err := refusePrivateAddresses("tcp", addr, nil); err == nil {
-			t.Errorf("%s allowed", addr)
+func TestPushRefusesEverySpecialPurposeRange(t *testing.T) {
+	// Each range: its first and last address, and one the probe named.
+	for _, sp := range specialPurpose {
+		t.Run(sp.prefix.String(), func(t *testing.T) {
+			first, last := sp.prefix.Masked().Addr(), lastOf(sp.prefix)
+			for _, a := range []netip.Addr{first, last} {
+				addr := netip.AddrPortFrom(a, 443).String()
+				if err := refusePrivateAddresses("tcp", addr, nil); !errors.Is(err, ErrPushRejected) {
+					t.Errorf("%s (%s) allowed: %v", addr, sp.name, err)
+				}
+			}
+		})
+	}
+	for _, addr := range []string{
+		"100.100.100.200:80",        // a cloud metadata service in 100.64/10
+		"169.254.169.254:80",        // the usual metadata address
+		"198.18.0.1:443",            // benchmarking
+		"192.0.0.170:443",           // NAT64 discovery
+		"0.1.2.3:443",               // this network
+		"250.1.2.3:443",             // reserved
+		"255.255.255.255:443",       // broadcast
+		"[64:ff9b::a00:1]:443",      // NAT64 to 10.0.0.1
+		"[2002:a00:1::1]:443",       // 6to4 of 10.0.0.1
+		"[2001:0:4136:e378::1]:443", // Teredo
+		"[::ffff:192.168.1.1]:443",  // IPv4-mapped private
+		"[::a00:1]:443",             // IPv4-compatible, outside 2000::/3
+		"[fe80::1%eth0]:443",        // link local with a zone
+		"[fd00::1]:443",             // unique local
+		"[ff02::1]:443",             // multicast
+	} {
+		if err := refusePrivateAddresses("tcp", addr, nil); !errors.Is(err, ErrPushRejected) {
+			t.Errorf("%s allowed: %v", addr, err)
 		}
 	}
-	if err := refusePrivateAddresses("tcp", "142.250.70.46:443", nil); err != nil {
-		t.Errorf("public address refused: %v", err)
+	for _, addr := range []string{"142.250.70.46:443", "1.1.1.1:443", "[2607:f8b0:4004:c07::64]:443", "[2a00:1450:4001:80b::200e]:443", "100.128.0.1:443", "198.20.0.1:443"} {
+		if err := refusePrivateAddresses("tcp", addr, nil); err != nil {
+			t.Errorf("public address %s refused: %v", addr, err)
+		}
 	}
+}
+
+// lastOf returns the last address of p.
+func lastOf(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func outboxRows(tb testing.TB, e *env) int {

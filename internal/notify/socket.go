@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -42,6 +43,10 @@ var (
 	closeRevoked     = closeReason{websocket.StatusPolicyViolation, "the token was revoked or has expired; sign in again", "revoked", false}
 	closeWriteFailed = closeReason{0, "", "write_failed", false}
 	closeByClient    = closeReason{websocket.StatusNormalClosure, "", "", false}
+	// RFC 6455: data that does not fit the message type closes with 1007;
+	// a type the endpoint does not accept closes with 1003.
+	closeBadUTF8 = closeReason{websocket.StatusInvalidFramePayloadData, "a text message must be valid UTF-8", "invalid_utf8", false}
+	closeBinary  = closeReason{websocket.StatusUnsupportedData, "binary messages are not accepted; send JSON as text", "binary", false}
 )
 
 // outMsg is a message waiting to be written to a socket.
@@ -198,18 +203,40 @@ func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 // writer can finish the close handshake.
 func (s *Service) readLoop(ctx context.Context, k *socket) {
 	for {
-		_, data, err := k.conn.Read(ctx)
+		typ, data, err := k.conn.Read(ctx)
 		if err != nil {
 			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
 				s.m.closes.WithLabelValues("too_big").Inc()
 			}
 			return
 		}
-		if k.isClosing() {
-			continue
+		switch {
+		case k.isClosing():
+		case typ != websocket.MessageText:
+			k.close(closeBinary)
+		case !utf8.Valid(data):
+			k.close(closeBadUTF8)
+		default:
+			s.handleMessage(ctx, k, data)
 		}
-		s.handleMessage(ctx, k, data)
 	}
+}
+
+// envelope is what every client message has: its type.
+type envelope struct {
+	Type string `json:"type"`
+}
+
+// decodeEnvelope reads the type of a client message, or says why it has none.
+func decodeEnvelope(data []byte) (envelope, error) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return env, errors.New("the message is not a JSON object: " + err.Error())
+	}
+	if env.Type == "" {
+		return env, errors.New(`the message has no "type"`)
+	}
+	return env, nil
 }
 
 // handleMessage answers one client message. Bad ones get an error message
@@ -221,16 +248,9 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		s.strike(k, now)
 		return
 	}
-	var env struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(data, &env); err != nil {
-		k.reply(encodeError("malformed", "the message is not a JSON object: "+err.Error()))
-		s.strike(k, now)
-		return
-	}
-	if env.Type == "" {
-		k.reply(encodeError("malformed", `the message has no "type"`))
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		k.reply(encodeError("malformed", err.Error()))
 		s.strike(k, now)
 		return
 	}
@@ -244,7 +264,7 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		s.strike(k, now)
 		return
 	}
-	err := callHandler(ctx, h, k.p, data)
+	err = callHandler(ctx, h, k.p, data)
 	if err == nil {
 		return
 	}

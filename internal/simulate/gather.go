@@ -149,7 +149,7 @@ func (r *riderAgent) log(ctx context.Context) (RiderLog, error) {
 		}
 		for _, e := range page.Events {
 			if e.Seq > caughtUp { // never reached the socket: deliver it now
-				r.onEvent(e, time.Now())
+				r.onEvent(e, time.Time{})
 				caughtUp = e.Seq
 			}
 			if e.Kind != "ride.matched" {

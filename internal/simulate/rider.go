@@ -32,6 +32,8 @@ type riderAgent struct {
 	requests map[string]*ride
 	// matched is every ride.matched received, by event number.
 	matched map[int64]*rideRecord
+	// inflight is the request being sent, until the server answers.
+	inflight *ride
 	// failed counts requests the server never took.
 	failed int
 	// busy is set while the rider plays a ride (demo recruiting).
@@ -47,6 +49,8 @@ type ride struct {
 	shownAt time.Time
 	// endReason says why a ride that was never matched ended.
 	endReason string
+	// routeID is the route of the trip the ride was matched to.
+	routeID string
 }
 
 func newRider(w *world, idx int, id, token string) *riderAgent {
@@ -56,13 +60,13 @@ func newRider(w *world, idx int, id, token string) *riderAgent {
 	return r
 }
 
-// present reports whether the rider of request id is at the station (and
-// so can be picked up): it turned up and is not a no-show.
+// present reports whether the rider is at the station of its matched ride
+// (and so can be picked up): it turned up and is not a no-show.
 func (r *riderAgent) present() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rd := range r.requests {
-		if !rd.shownAt.IsZero() && !rd.plan.NoShow && !time.Now().Before(rd.shownAt) {
+		if rd.status == "matched" && !rd.shownAt.IsZero() && !rd.plan.NoShow {
 			return true
 		}
 	}
@@ -101,8 +105,21 @@ func (r *riderAgent) ride(ctx context.Context, p RiderPlan) {
 	var out struct {
 		ID string `json:"id"`
 	}
+	// A driver already approaching matches the request at once: its
+	// ride.matched may come before the answer to the POST.
 	rd := &ride{plan: p, sentAt: time.Now(), status: "waiting"}
-	if err := w.api.do(ctx, http.MethodPost, "/api/v1/ride-requests", r.token, body, &out, callOpts{idempotent: true}); err != nil {
+	r.mu.Lock()
+	r.inflight = rd
+	r.mu.Unlock()
+	err := w.api.do(ctx, http.MethodPost, "/api/v1/ride-requests", r.token, body, &out, callOpts{idempotent: true})
+	r.mu.Lock()
+	r.inflight = nil
+	if err == nil {
+		rd.id = out.ID
+		r.requests[rd.id] = rd
+	}
+	r.mu.Unlock()
+	if err != nil {
 		if ctx.Err() == nil {
 			w.stats.errorf("request_failed_%d", statusOf(err))
 			r.mu.Lock()
@@ -112,10 +129,6 @@ func (r *riderAgent) ride(ctx context.Context, p RiderPlan) {
 		return
 	}
 	w.stats.requests.Add(1)
-	rd.id = out.ID
-	r.mu.Lock()
-	r.requests[rd.id] = rd
-	r.mu.Unlock()
 
 	// Turn up at the station at the arrival time; cancel at the planned
 	// moment if not picked up by then.
@@ -140,7 +153,11 @@ func (r *riderAgent) ride(ctx context.Context, p RiderPlan) {
 				w.stats.cancels.Add(1)
 				r.mu.Lock()
 				rd.endReason = "cancelled_by_rider"
+				route := rd.routeID
 				r.mu.Unlock()
+				if route != "" {
+					w.freed(route, time.Now())
+				}
 				r.setStatus(rd.id, "cancelled")
 			case statusOf(err) == http.StatusConflict: // picked up already, or over
 			case ctx.Err() == nil:
@@ -196,7 +213,8 @@ func (r *riderAgent) setStatus(requestID, status string) {
 	}
 }
 
-// onEvent takes the rider's events, on the socket's reading goroutine.
+// onEvent takes the rider's events, on the socket's reading goroutine (or,
+// with a zero received time, read over REST at the end).
 func (r *riderAgent) onEvent(ev event, received time.Time) {
 	switch ev.Kind {
 	case "ride.matched":
@@ -220,24 +238,39 @@ func (r *riderAgent) onEvent(ev event, received time.Time) {
 		}
 		rec.Receipts++
 		var sentAt time.Time
-		if rd, ok := r.requests[d.RequestID]; ok {
+		rd, ok := r.requests[d.RequestID]
+		if !ok && r.inflight != nil && r.inflight.id == "" {
+			rd, ok = r.inflight, true
+			rd.id = d.RequestID
+		}
+		if ok {
 			sentAt = rd.sentAt
-			rd.status = "matched"
+			rd.status, rd.routeID = "matched", d.Trip.RouteID
 		}
 		r.mu.Unlock()
 		if seen {
 			return
 		}
 		r.w.stats.matches.Add(1)
-		if crossed, ok := r.w.crossing(d.Trip.RouteID, d.StationID); ok && !sentAt.IsZero() {
-			from := crossed
-			if sentAt.After(from) {
-				from = sentAt // asked while the driver was already approaching
-			}
-			r.w.stats.matchLatency(max(0, received.Sub(from)))
-		} else {
-			r.w.stats.errorf("match_latency_unknown")
+		if received.IsZero() {
+			return // read over REST at the end, not delivered live
 		}
+		// The match was due from the later of: the driver's fix crossing
+		// the radius, the request being sent (while the driver was already
+		// approaching), and a seat of the route coming back.
+		crossed, ok := r.w.crossing(d.Trip.RouteID, d.StationID)
+		if !ok || sentAt.IsZero() {
+			r.w.stats.errorf("match_latency_unknown")
+			return
+		}
+		from := crossed
+		if sentAt.After(from) {
+			from = sentAt
+		}
+		if freed := r.w.seatFreed(d.Trip.RouteID); freed.After(from) && freed.Before(received) {
+			from = freed
+		}
+		r.w.stats.matchLatency(max(0, received.Sub(from)))
 	case "trip.updated":
 		var d struct {
 			Trip struct {

@@ -56,8 +56,6 @@ type socket struct {
 	// dupes and gaps count events seen twice or skipped (both break the
 	// stream's contract).
 	dupes, gaps int64
-	// closing is set once the owner closed the socket for good.
-	closing bool
 }
 
 func newSocket(base, token string, hc *http.Client, st *stats, onEvent func(event, time.Time)) *socket {
@@ -69,11 +67,8 @@ func (s *socket) run(ctx context.Context) error {
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		s.mu.Lock()
-		since, closing := s.lastSeq, s.closing
+		since := s.lastSeq
 		s.mu.Unlock()
-		if closing {
-			return nil
-		}
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		conn, resp, err := websocket.Dial(dctx, s.url+"?since="+strconv.FormatInt(since, 10), &websocket.DialOptions{
 			HTTPClient: s.http, HTTPHeader: http.Header{"Authorization": {"Bearer " + s.token}},
@@ -101,10 +96,9 @@ func (s *socket) run(ctx context.Context) error {
 		err = s.read(ctx, conn, time.Now())
 		s.mu.Lock()
 		s.conn = nil
-		closing = s.closing
 		s.mu.Unlock()
 		_ = conn.CloseNow()
-		if ctx.Err() != nil || closing {
+		if ctx.Err() != nil {
 			return nil
 		}
 		var ce websocket.CloseError
@@ -249,17 +243,6 @@ func (s *socket) last() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastSeq
-}
-
-// close drops the connection (run ends with its context).
-func (s *socket) close() {
-	s.mu.Lock()
-	conn := s.conn
-	s.closing = true
-	s.mu.Unlock()
-	if conn != nil {
-		_ = conn.Close(websocket.StatusNormalClosure, "simulation over")
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -12,7 +12,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/lastmile/lastmile/internal/geo"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station/internal/stationdb"
+	"github.com/lastmile/lastmile/internal/text"
 )
 
 // Limits on a GTFS feed ImportGTFS accepts.
@@ -28,6 +28,11 @@ const (
 	MaxFeedBytes = 50 << 20
 	// MaxFeedRows bounds the rows of stops.txt, stations or not.
 	MaxFeedRows = 100_000
+	// MaxRowBytes bounds one row of stops.txt (quoted line breaks
+	// included), so that one endless row cannot hold the feed in memory.
+	MaxRowBytes = 64 << 10
+	// MaxStopIDLen bounds a stop_id (GTFS ids are short).
+	MaxStopIDLen = 255
 )
 
 type feedLimits struct {
@@ -186,7 +191,7 @@ func feedError(line int, format string, args ...any) error {
 // parseStops reads stops.txt and returns its stations, checked and with
 // their ids made, and how many rows it ignored (see ImportGTFS).
 func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&rowLimiter{r: r, max: MaxRowBytes})
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -202,7 +207,7 @@ func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
 		}
 		h = strings.TrimSpace(h)
 		if _, dup := col[h]; dup && h != "" {
-			return nil, 0, feedError(1, "column %s appears twice", h)
+			return nil, 0, feedError(1, "column %s appears twice", excerpt(h))
 		}
 		col[h] = i
 	}
@@ -244,28 +249,35 @@ func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
 			return ""
 		}
 		stopID := field("stop_id")
-		if stopID == "" {
+		switch {
+		case stopID == "":
 			return nil, 0, feedError(line, "stop_id is empty")
+		case len(stopID) > MaxStopIDLen:
+			return nil, 0, feedError(line, "stop_id %s is longer than %d bytes", excerpt(stopID), MaxStopIDLen)
 		}
 		if prev, dup := lineOf[stopID]; dup {
-			return nil, 0, feedError(line, "stop_id %q repeats the stop on line %d", stopID, prev)
+			return nil, 0, feedError(line, "stop_id %s repeats the stop on line %d", excerpt(stopID), prev)
 		}
 		lineOf[stopID] = line
 		locType := 0
 		if v := field("location_type"); v != "" {
 			locType, err = strconv.Atoi(v)
 			if err != nil || locType < 0 || locType > 4 {
-				return nil, 0, feedError(line, "location_type %q must be a whole number from 0 to 4", v)
+				return nil, 0, feedError(line, "location_type %s must be a whole number from 0 to 4", excerpt(v))
 			}
 		}
 		if locType > 2 {
 			continue // generic nodes and boarding areas: no name or position required
 		}
 		// GTFS requires a name and a position for stops, stations and entrances.
-		name := field("stop_name")
-		switch n := utf8.RuneCountInString(name); {
-		case !utf8.ValidString(name):
-			return nil, 0, feedError(line, "stop_name is not valid UTF-8")
+		// The same rule as a name typed by an operator: NFC, and no control
+		// or invisible formatting characters (a NUL could not even be
+		// stored). Line breaks and tabs inside a quoted name are layout, not
+		// content: they become single spaces.
+		name, problem := text.Line(strings.Join(strings.Fields(field("stop_name")), " "))
+		switch n := text.Len(name); {
+		case problem != "":
+			return nil, 0, feedError(line, "stop_name %s", problem)
 		case n == 0:
 			return nil, 0, feedError(line, "stop_name is empty")
 		case n > MaxNameLen:
@@ -273,11 +285,11 @@ func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
 		}
 		lat, err := strconv.ParseFloat(field("stop_lat"), 64)
 		if err != nil || !geo.ValidLat(lat) {
-			return nil, 0, feedError(line, "stop_lat %q is not a latitude (a number from -90 to 90)", field("stop_lat"))
+			return nil, 0, feedError(line, "stop_lat %s is not a latitude (a number from -90 to 90)", excerpt(field("stop_lat")))
 		}
 		lng, err := strconv.ParseFloat(field("stop_lon"), 64)
 		if err != nil || !geo.ValidLng(lng) {
-			return nil, 0, feedError(line, "stop_lon %q is not a longitude (a number from -180 to 180)", field("stop_lon"))
+			return nil, 0, feedError(line, "stop_lon %s is not a longitude (a number from -180 to 180)", excerpt(field("stop_lon")))
 		}
 		st := stop{line: line, stopID: stopID, name: name, lat: lat, lng: lng}
 		switch {
@@ -299,14 +311,14 @@ func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
 		id := slugify(st.stopID)
 		switch {
 		case id == "":
-			return nil, 0, feedError(st.line, "stop_id %q has no letters or digits to make a station id of", st.stopID)
+			return nil, 0, feedError(st.line, "stop_id %s has no letters or digits to make a station id of", excerpt(st.stopID))
 		case len(id) > MaxIDLen:
-			return nil, 0, feedError(st.line, "stop_id %q makes a station id longer than %d characters", st.stopID, MaxIDLen)
+			return nil, 0, feedError(st.line, "stop_id %s makes a station id longer than %d characters", excerpt(st.stopID), MaxIDLen)
 		case reservedIDs[id]:
-			return nil, 0, feedError(st.line, "stop_id %q makes the reserved station id %q", st.stopID, id)
+			return nil, 0, feedError(st.line, "stop_id %s makes the reserved station id %q", excerpt(st.stopID), id)
 		}
 		if prev, dup := lineOfID[id]; dup {
-			return nil, 0, feedError(st.line, "stop_id %q makes the station id %q, as the stop_id on line %d does", st.stopID, id, prev)
+			return nil, 0, feedError(st.line, "stop_id %s makes the station id %q, as the stop_id on line %d does", excerpt(st.stopID), id, prev)
 		}
 		lineOfID[id] = st.line
 		out[i] = Station{ID: id, Name: st.name, Lat: st.lat, Lng: st.lng}
@@ -314,13 +326,68 @@ func parseStops(r io.Reader, maxRows int) ([]Station, int, error) {
 	return out, rows - len(out), nil
 }
 
-// csvError names the line of a CSV syntax error.
+// csvError names the line of a CSV syntax error or of a row too long.
 func csvError(err error) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return feedError(pe.Line, "%v", pe.Err)
 	}
+	var long *rowTooLong
+	if errors.As(err, &long) {
+		return feedError(long.line, "the row is longer than %d KiB", MaxRowBytes>>10)
+	}
 	return fmt.Errorf("read stops.txt: %w", err)
+}
+
+// excerpt quotes a value from the feed for an error message: at most its
+// first 40 characters, so that an error never repeats a huge field.
+func excerpt(v string) string {
+	const max = 40
+	if text.Len(v) <= max {
+		return strconv.Quote(v)
+	}
+	r := []rune(v[:min(len(v), 4*max)])
+	return strconv.Quote(string(r[:max])) + "…"
+}
+
+// rowTooLong is rowLimiter's error: the row starting at line is too long.
+type rowTooLong struct{ line int }
+
+func (e *rowTooLong) Error() string { return fmt.Sprintf("stops.txt line %d is too long", e.line) }
+
+// rowLimiter passes CSV through, failing once one row (a record: line
+// breaks inside quotes do not end it) exceeds max bytes. encoding/csv
+// would otherwise read a row of any length into memory.
+type rowLimiter struct {
+	r        io.Reader
+	max      int
+	rowBytes int
+	inQuotes bool
+	line     int // the physical line being read, from 1
+	rowStart int // the line the current row started on
+}
+
+func (l *rowLimiter) Read(p []byte) (int, error) {
+	if l.line == 0 {
+		l.line, l.rowStart = 1, 1
+	}
+	n, err := l.r.Read(p)
+	for _, b := range p[:n] {
+		l.rowBytes++
+		switch b {
+		case '"':
+			l.inQuotes = !l.inQuotes // an escaped "" toggles twice
+		case '\n':
+			l.line++
+			if !l.inQuotes {
+				l.rowBytes, l.rowStart = 0, l.line
+			}
+		}
+		if l.rowBytes > l.max {
+			return 0, &rowTooLong{line: l.rowStart}
+		}
+	}
+	return n, err
 }
 
 // slugify makes a station id of a GTFS stop_id: ASCII letters and digits,

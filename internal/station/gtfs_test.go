@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -78,7 +80,7 @@ func TestImportStationsOfAZippedFeed(t *testing.T) {
 func TestImportABareStopsFile(t *testing.T) {
 	svc := newService(t)
 	// A byte order mark, CRLF line ends, quoted fields with a comma, an
-	// escaped quote and a line break, padding, an extra column, and no
+	// escaped quote and a line break (which becomes a space), padding, an extra column, and no
 	// location_type column: every stop without a parent is a station.
 	feed := "\ufeffstop_id,stop_name,stop_lat,stop_lon,zone_id\r\n" +
 		"S1,\"Silk Board, Central\",12.9177,77.6238,z1\r\n" +
@@ -96,7 +98,7 @@ func TestImportABareStopsFile(t *testing.T) {
 	if res.Created != 3 || res.Ignored != 0 {
 		t.Fatalf("import = %+v, want 3 created", res)
 	}
-	for id, name := range map[string]string{"s1": "Silk Board, Central", "s2": `The "Hub"`, "s3": "Two\nLines"} {
+	for id, name := range map[string]string{"s1": "Silk Board, Central", "s2": `The "Hub"`, "s3": "Two Lines"} {
 		st, err := svc.Get(context.Background(), id)
 		if err != nil || st.Name != name {
 			t.Errorf("station %s = %q, %v; want %q", id, st.Name, err, name)
@@ -183,6 +185,11 @@ func TestBrokenFeedsChangeNothing(t *testing.T) {
 		{"bad location_type", []byte(header + first + "S2,Two,12.8,77.7,7,\n"), []string{"line 4", "location_type"}},
 		{"ids that collide", []byte(header + first + "s1,Also one,12.8,77.7,,\n"), []string{"line 4", `"s1"`, "line 2"}},
 		{"reserved id", []byte(header + first + "NEARBY,Near,12.8,77.7,,\n"), []string{"line 4", "reserved"}},
+		{"NUL in stop_name", []byte(header + first + "S2,Tw\x00o,12.8,77.7,,\n"), []string{"line 4", "stop_name", "control"}},
+		{"bidirectional override in stop_name", []byte(header + first + "S2,Tw\u202eo,12.8,77.7,,\n"), []string{"line 4", "stop_name"}},
+		{"stop_id too long", []byte(header + first + strings.Repeat("S", 300) + ",Two,12.8,77.7,,\n"), []string{"line 4", "stop_id", "longer than 255"}},
+		{"row too long", []byte(header + first + "S2,\"" + strings.Repeat("x", MaxRowBytes) + "\",12.8,77.7,,\n"), []string{"line 4", "longer than 64 KiB"}},
+		{"row too long over many quoted lines", []byte(header + first + "S2,\"" + strings.Repeat("x\n", MaxRowBytes) + "\",12.8,77.7,,\n"), []string{"line 4", "longer than 64 KiB"}},
 		{"no stations", []byte(header + "P1,Platform,12.9,77.6,0,S1\n"), []string{"no stations"}},
 		{"empty file", []byte(""), []string{"line 1", "empty"}},
 		{"zip without stops.txt", zipFeed(t, map[string]string{"routes.txt": "route_id\n"}), []string{"no stops.txt"}},
@@ -210,6 +217,22 @@ func TestBrokenFeedsChangeNothing(t *testing.T) {
 				t.Errorf("s1 was renamed to %q by a broken feed", s1.Name)
 			}
 		})
+	}
+}
+
+// An error quotes at most a short prefix of a bad value, however long.
+func TestFeedErrorsQuoteShortPrefixes(t *testing.T) {
+	svc := newService(t)
+	long := strings.Repeat("9", 60_000)
+	for _, feed := range []string{
+		"stop_id,stop_name,stop_lat,stop_lon\nS1,One," + long + ",77.6\n",
+		"stop_id,stop_name,stop_lat,stop_lon,location_type\nS1,One,12.9,77.6," + long + "\n",
+		"stop_id,stop_name,stop_lat,stop_lon\n" + strings.Repeat("-", 200) + ",One,12.9,77.6\n",
+	} {
+		_, err := importBytes(t, svc, []byte(feed))
+		if err == nil || !strings.Contains(err.Error(), "line 2") || len(err.Error()) > 300 {
+			t.Errorf("error %.400q: want line 2 named and at most 300 bytes", err)
+		}
 	}
 }
 
@@ -264,5 +287,39 @@ func TestSlugify(t *testing.T) {
 				t.Fatalf("slugify(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// endless yields n bytes of b, repeated, without holding them.
+type endless struct {
+	b byte
+	n int
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), e.n)
+	for i := range p[:k] {
+		p[i] = e.b
+	}
+	e.n -= k
+	return k, nil
+}
+
+// A 40 MB row is refused after its first 64 KiB: parsing it allocates a
+// few hundred KiB, not the row (the probe saw 320 MB).
+func TestAHugeRowIsNotReadIntoMemory(t *testing.T) {
+	feed := io.MultiReader(strings.NewReader("stop_id,stop_name,stop_lat,stop_lon\nS1,"), &endless{'x', 40 << 20}, strings.NewReader(",12.9,77.6\n"))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := parseStops(feed, MaxFeedRows)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("err = %v, want the row on line 2 refused", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Fatalf("parsing allocated %d bytes, want under 4 MiB", alloc)
 	}
 }

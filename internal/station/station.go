@@ -24,6 +24,7 @@ var (
 	ErrAreaExists   = fault.New(fault.Conflict, "an area with this id already exists (area ids are unique across all stations)")
 	ErrInUse        = fault.New(fault.Conflict, "the station or one of its areas is still named by routes, ride requests or trips; it cannot be deleted")
 	ErrAreaInUse    = fault.New(fault.Conflict, "the area is still named by routes, ride requests or trips; it cannot be deleted")
+	ErrTooManyAreas = fault.New(fault.Conflict, fmt.Sprintf("the station already has %d areas, the most it may have; delete one first", MaxAreas))
 )
 
 // DefaultRadiusM is the trigger radius of a station that does not set one.
@@ -245,15 +246,31 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 
 // CreateArea adds an area to station stationID. It returns a
 // *fault.Validation naming every invalid field, ErrNotFound for an unknown
-// station, or ErrAreaExists when the area id is taken by any station.
+// station, ErrAreaExists when the area id is taken by any station, or
+// ErrTooManyAreas when the station has MaxAreas already.
 func (s *Service) CreateArea(ctx context.Context, stationID string, in AreaInput) (Area, error) {
 	var v fault.Validation
 	a := in.validate(&v, "")
 	if err := v.Err(); err != nil {
 		return Area{}, err
 	}
+	// The station row is locked so that areas added at once, one request
+	// each, cannot together pass MaxAreas.
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertArea(ctx, s.q.WithTx(tx), stationID, a); err != nil {
+		q := s.q.WithTx(tx)
+		if _, err := q.LockStation(ctx, stationID); errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return fmt.Errorf("lock station %s: %w", stationID, err)
+		}
+		n, err := q.CountAreas(ctx, stationID)
+		if err != nil {
+			return fmt.Errorf("count areas of station %s: %w", stationID, err)
+		}
+		if n >= MaxAreas {
+			return ErrTooManyAreas
+		}
+		if err := insertArea(ctx, q, stationID, a); err != nil {
 			return err
 		}
 		return httpx.StoreCreated(ctx, tx, a)

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
+	"github.com/lastmile/lastmile/internal/text"
 )
 
 // Limits on what a station may hold.
@@ -166,11 +166,11 @@ func checkID(v *fault.Validation, field, id string, station bool) string {
 }
 
 func checkName(v *fault.Validation, field, name string) string {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
+	name, problem := text.Line(name)
+	n := text.Len(name)
 	switch {
-	case !utf8.ValidString(name):
-		v.Add(field, "must be valid UTF-8")
+	case problem != "":
+		v.Add(field, problem)
 	case n == 0:
 		v.Add(field, "is required")
 	case n > MaxNameLen:
@@ -186,10 +186,12 @@ func checkLines(v *fault.Validation, lines []string) []string {
 		return out
 	}
 	for i, l := range lines {
-		l = strings.TrimSpace(l)
+		l, problem := text.Line(l)
 		field := fmt.Sprintf("lines[%d]", i)
-		n := utf8.RuneCountInString(l)
+		n := text.Len(l)
 		switch {
+		case problem != "":
+			v.Add(field, problem)
 		case n == 0:
 			v.Add(field, "must not be empty")
 		case n > MaxLineNameLen:

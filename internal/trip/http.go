@@ -98,7 +98,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := detail{View: v}
-	if v.Status == Scheduled || v.Status == Active { // not once the ride is over
+	if v.SeesDriver(p) {
 		pos, ok, err := h.positions.Latest(r.Context(), v.DriverID)
 		if err != nil {
 			httpx.Error(w, r, err)

@@ -93,6 +93,21 @@ type View struct {
 	CreatedAt         time.Time   `json:"created_at"`
 }
 
+// SeesDriver reports whether p may see where the trip's driver is now: only
+// while the trip is under way, and only its driver, operators, and riders
+// who hold seats on it now. A rider who cancelled, was marked no-show, was
+// dropped off or released has no business following the driver, even
+// though the trip stays in their history.
+func (v View) SeesDriver(p identity.Principal) bool {
+	if v.Status != Scheduled && v.Status != Active {
+		return false
+	}
+	if p.Role == identity.RoleOperator || p.UserID == v.DriverID {
+		return true
+	}
+	return slices.ContainsFunc(v.Riders, func(r Rider) bool { return r.RiderID == p.UserID && r.holdsSeats() })
+}
+
 // Summary is a trip as its events (trip.assigned, trip.updated,
 // ride.matched) carry it: the trip without its history, and only the
 // riders who are in it (matched, on board or dropped off). Its size is

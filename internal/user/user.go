@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/mail"
+	"net/netip"
 	"regexp"
 	"runtime"
 	"slices"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/text"
 	"github.com/lastmile/lastmile/internal/user/internal/userdb"
 )
 
@@ -60,19 +63,24 @@ type SessionCloser interface {
 }
 
 // Config tunes accounts.
+//
+// The limits count in fixed windows of LoginWindow, shared by every replica
+// through Postgres. Zero means the default; a negative value turns a limit
+// off. None of them lets a stranger lock an account out: what one address
+// did never refuses another address.
 type Config struct {
 	// TokenTTL is how long a token works after sign-in (default 30 days).
 	TokenTTL time.Duration
-	// LoginLimit is how many sign-in attempts one email, and one client
-	// address, may make per LoginWindow (default 10 per minute).
+	// LoginLimit is how many sign-in attempts one client address may have
+	// checked per LoginWindow (default 10). Refused attempts do not count.
 	LoginLimit  int
 	LoginWindow time.Duration
-	// LoginAddrLimit, when set, replaces LoginLimit for the attempts of one
-	// client address; negative: no per-address limit (the per-email one
-	// stays).
-	LoginAddrLimit int
+	// LoginFailures is how many wrong passwords one client address may try
+	// for one email per LoginWindow (default 5); the same email from other
+	// addresses is not affected.
+	LoginFailures int
 	// SignUpLimit is how many accounts one client address may create per
-	// LoginWindow (default 10; negative: no limit).
+	// LoginWindow (default 10). Refused and invalid sign-ups do not count.
 	SignUpLimit int
 }
 
@@ -80,14 +88,14 @@ func (c *Config) defaults() {
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 30 * 24 * time.Hour
 	}
-	if c.LoginLimit <= 0 {
+	if c.LoginLimit == 0 {
 		c.LoginLimit = 10
 	}
 	if c.LoginWindow <= 0 {
 		c.LoginWindow = time.Minute
 	}
-	if c.LoginAddrLimit == 0 {
-		c.LoginAddrLimit = c.LoginLimit
+	if c.LoginFailures == 0 {
+		c.LoginFailures = 5
 	}
 	if c.SignUpLimit == 0 {
 		c.SignUpLimit = 10
@@ -134,20 +142,75 @@ type SignUpInput struct {
 
 var phonePattern = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{4,22}[0-9]$`)
 
+// emailLocal is the dot-atom of RFC 5322 in ASCII; emailLabel one DNS label
+// of a host name (letters, digits, inner hyphens; xn-- for IDN).
+var (
+	emailLocal = regexp.MustCompile(`^[a-z0-9!#$%&'*+/=?^_{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_{|}~-]+)*$`)
+	emailLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// normalizeEmail lower-cases email and refuses anything but a plain
+// mailbox: user@host.domain, all in ASCII (an internationalised domain is
+// written in its xn-- form), a dot-atom local part (no quotes, comments or
+// display name) and a host name (no address literal such as [127.0.0.1] or
+// bare IP). ASCII only is the rule that shuts out look-alikes (a Cyrillic
+// "а" in "pаypal") and invisible characters at once, at the price of
+// refusing the rare mailbox whose local part is not ASCII.
 func normalizeEmail(v *fault.Validation, email string) string {
 	email = strings.ToLower(strings.TrimSpace(email))
+	local, domain, _ := strings.Cut(email, "@")
+	if i := strings.LastIndexByte(email, '@'); i >= 0 {
+		local, domain = email[:i], email[i+1:]
+	}
+	const want = "must be an email address like name@example.com"
 	switch {
 	case email == "":
 		v.Add("email", "is required")
 	case len(email) > 254:
 		v.Add("email", "must be at most 254 characters")
+	case !isPrintableASCII(email):
+		v.Add("email", "must be written in ASCII letters, digits and punctuation (write an internationalised domain in its xn-- form)")
+	case strings.HasPrefix(domain, "["):
+		v.Add("email", "must name a host, not an address literal such as [127.0.0.1]")
+	case isIP(domain):
+		v.Add("email", "must name a host, not an IP address")
+	case !emailLocal.MatchString(local) || len(local) > 64 || !isHostName(domain):
+		v.Add("email", want)
 	default:
-		addr, err := mail.ParseAddress(email)
-		if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-			v.Add("email", "must be an email address like name@example.com")
+		if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+			v.Add("email", want)
 		}
 	}
 	return email
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
+}
+
+// isHostName reports whether host is a DNS name of at least two labels
+// whose last label (the top-level domain) is not all digits.
+func isHostName(host string) bool {
+	labels := strings.Split(host, ".")
+	if len(labels) < 2 || len(host) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if !emailLabel.MatchString(l) {
+			return false
+		}
+	}
+	return strings.Trim(labels[len(labels)-1], "0123456789") != ""
 }
 
 func checkPasswordRules(v *fault.Validation, password string) {
@@ -159,14 +222,24 @@ func checkPasswordRules(v *fault.Validation, password string) {
 		v.Add("password", "must be at least 8 characters")
 	case n > 128:
 		v.Add("password", "must be at most 128 characters")
+	case strings.TrimSpace(password) == "":
+		v.Add("password", "may not be only spaces")
+	case isCommonPassword(password):
+		v.Add("password", "is one of the most common passwords; choose another")
 	}
 }
 
 func checkName(v *fault.Validation, name string) string {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
-	v.Check(n >= 1, "name", "is required")
-	v.Check(n <= 100, "name", "must be at most 100 characters")
+	name, problem := text.Line(name)
+	n := text.Len(name)
+	switch {
+	case problem != "":
+		v.Add("name", problem)
+	case n < 1:
+		v.Add("name", "is required")
+	case n > 100:
+		v.Add("name", "must be at most 100 characters")
+	}
 	return name
 }
 
@@ -177,6 +250,15 @@ func (s *Service) Create(ctx context.Context, in SignUpInput) (User, error) {
 }
 
 func (s *Service) create(ctx context.Context, in SignUpInput, roles ...identity.Role) (User, error) {
+	in, err := validSignUp(in, roles...)
+	if err != nil {
+		return User{}, err
+	}
+	return s.insert(ctx, in)
+}
+
+// validSignUp returns in normalised, or an error naming every bad field.
+func validSignUp(in SignUpInput, roles ...identity.Role) (SignUpInput, error) {
 	var v fault.Validation
 	in.Email = normalizeEmail(&v, in.Email)
 	checkPasswordRules(&v, in.Password)
@@ -188,9 +270,11 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...identity.
 		}
 		v.Add("role", "must be one of: "+strings.Join(names, ", "))
 	}
-	if err := v.Err(); err != nil {
-		return User{}, err
-	}
+	return in, v.Err()
+}
+
+// insert stores a valid account.
+func (s *Service) insert(ctx context.Context, in SignUpInput) (User, error) {
 	hash, err := s.hash(ctx, in.Password)
 	if err != nil {
 		return User{}, err
@@ -206,14 +290,18 @@ func (s *Service) create(ctx context.Context, in SignUpInput, roles ...identity.
 	return toUser(row), nil
 }
 
-// SignUp creates a rider or driver account and signs it in. Sign-ups are
-// limited per client address (SignUpLimit per LoginWindow); over the limit
-// it returns an error of kind RateLimited that carries a fault.RetryAfter.
+// SignUp creates a rider or driver account and signs it in. Valid sign-ups
+// are limited per client address (SignUpLimit per LoginWindow); over the
+// limit it returns an error of kind RateLimited that carries a fault.RetryAfter.
 func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string) (Session, error) {
-	if err := s.limitTo(ctx, errTooManySignUps, limit{"signup:addr:" + clientAddr, s.cfg.SignUpLimit}); err != nil {
+	in, err := validSignUp(in, identity.RoleRider, identity.RoleDriver)
+	if err != nil {
 		return Session{}, err
 	}
-	u, err := s.create(ctx, in, identity.RoleRider, identity.RoleDriver)
+	if err := s.take(ctx, s.cfg.SignUpLimit, errTooManySignUps, "signup:addr:"+limitAddr(clientAddr)); err != nil {
+		return Session{}, err
+	}
+	u, err := s.insert(ctx, in)
 	if err != nil {
 		return Session{}, err
 	}
@@ -224,23 +312,41 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, clientAddr string)
 	return Session{Token: tok, User: u}, nil
 }
 
-// SignIn checks an email and password and returns a new token. Attempts are
-// limited per email and per client address; over the limit it returns an
-// error of kind RateLimited that carries a fault.RetryAfter. A wrong email
-// and a wrong password get the same ErrWrongPassword, after the same amount of work.
+// SignIn checks an email and password and returns a new token. A wrong
+// email and a wrong password get the same ErrWrongPassword, after the same
+// amount of work.
+//
+// Attempts are limited so that nobody can lock an account out: an address
+// that tried LoginFailures wrong passwords for an email is refused for that
+// email (others, the owner's included, are not), and an address may have
+// LoginLimit attempts checked in all. Refused attempts are neither checked
+// nor counted. Over a limit it returns an error of kind RateLimited that
+// carries a fault.RetryAfter.
 func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string) (Session, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if len(email) > 254 || len(password) > 4*128 {
 		return Session{}, ErrWrongPassword
 	}
-	if err := s.limitTo(ctx, errTooManyLogins,
-		limit{"login:email:" + email, s.cfg.LoginLimit}, limit{"login:addr:" + clientAddr, s.cfg.LoginAddrLimit}); err != nil {
+	addr := limitAddr(clientAddr)
+	failKey := "login:fail:" + addr + ":" + email
+	if s.cfg.LoginFailures > 0 {
+		now := s.now()
+		window := now.Truncate(s.cfg.LoginWindow)
+		fails, err := s.q.RateLimitHits(ctx, userdb.RateLimitHitsParams{Key: failKey, WindowStart: window})
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return Session{}, fmt.Errorf("count failed sign-ins: %w", err)
+		}
+		if int(fails) >= s.cfg.LoginFailures {
+			return Session{}, fault.RetryAfter(errTooManyLogins, window.Add(s.cfg.LoginWindow).Sub(now))
+		}
+	}
+	if err := s.take(ctx, s.cfg.LoginLimit, errTooManyLogins, "login:addr:"+addr); err != nil {
 		return Session{}, err
 	}
 	row, err := s.q.GetUserByEmail(ctx, email)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, _ = s.check(ctx, s.dummyHash, password)
-		return Session{}, ErrWrongPassword
+		return Session{}, s.failed(ctx, failKey)
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("look up user: %w", err)
@@ -250,7 +356,7 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 		return Session{}, err
 	}
 	if !ok {
-		return Session{}, ErrWrongPassword
+		return Session{}, s.failed(ctx, failKey)
 	}
 	tok, err := s.issueToken(ctx, row.ID)
 	if err != nil {
@@ -259,36 +365,49 @@ func (s *Service) SignIn(ctx context.Context, email, password, clientAddr string
 	return Session{Token: tok, User: toUser(row)}, nil
 }
 
-// limit is a rate-limit key and the hits it may take per window; a
-// negative max turns it off.
-type limit struct {
-	key string
-	max int
+// failed counts a wrong password against key and returns ErrWrongPassword.
+func (s *Service) failed(ctx context.Context, key string) error {
+	if s.cfg.LoginFailures <= 0 {
+		return ErrWrongPassword
+	}
+	if _, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: key, WindowStart: s.now().Truncate(s.cfg.LoginWindow)}); err != nil {
+		return fmt.Errorf("count failed sign-in: %w", err)
+	}
+	return ErrWrongPassword
 }
 
-// limitTo counts one hit against each key in the current window, shared by
-// every replica through Postgres, and refuses with refusal when any key is
-// over its max.
-func (s *Service) limitTo(ctx context.Context, refusal error, limits ...limit) error {
+// take counts one hit against key in the current window when the key is
+// under max, shared by every replica through Postgres; at max it writes
+// nothing and refuses with refusal. A max of zero or less is no limit.
+func (s *Service) take(ctx context.Context, max int, refusal error, key string) error {
+	if max <= 0 {
+		return nil
+	}
 	now := s.now()
 	window := now.Truncate(s.cfg.LoginWindow)
-	over := false
-	for _, l := range limits {
-		if l.max < 0 {
-			continue
-		}
-		hits, err := s.q.HitRateLimit(ctx, userdb.HitRateLimitParams{Key: l.key, WindowStart: window})
-		if err != nil {
-			return fmt.Errorf("count sign-in attempt: %w", err)
-		}
-		if int(hits) > l.max {
-			over = true
-		}
-	}
-	if over {
+	_, err := s.q.TakeRateLimit(ctx, userdb.TakeRateLimitParams{Key: key, WindowStart: window, Max: int32(min(max, math.MaxInt32))})
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fault.RetryAfter(refusal, window.Add(s.cfg.LoginWindow).Sub(now))
 	}
+	if err != nil {
+		return fmt.Errorf("count attempt: %w", err)
+	}
 	return nil
+}
+
+// limitAddr is the part of a client address that limits count against:
+// the address itself for IPv4, its /64 for IPv6 (one subscriber usually
+// holds a whole /64, so counting single IPv6 addresses limits nothing).
+func limitAddr(clientAddr string) string {
+	a, err := netip.ParseAddr(clientAddr)
+	if err != nil {
+		return clientAddr
+	}
+	if a = a.Unmap().WithZone(""); a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
 func (s *Service) hash(ctx context.Context, password string) (string, error) {
@@ -379,8 +498,9 @@ type ProfileInput struct {
 	Phone *string `json:"phone"`
 }
 
-// UpdateProfile changes the caller's own name or phone.
-func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInput) (User, error) {
+// validate returns in with its name normalised and the phone to store (nil
+// to remove it, when in.Phone is set), or an error naming every bad field.
+func (in ProfileInput) validate() (ProfileInput, *string, error) {
 	var v fault.Validation
 	if in.Name != nil {
 		name := checkName(&v, *in.Name)
@@ -394,7 +514,13 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInp
 			phone = &p
 		}
 	}
-	if err := v.Err(); err != nil {
+	return in, phone, v.Err()
+}
+
+// UpdateProfile changes the caller's own name or phone.
+func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInput) (User, error) {
+	in, phone, err := in.validate()
+	if err != nil {
 		return User{}, err
 	}
 	row, err := s.q.UpdateProfile(ctx, userdb.UpdateProfileParams{ID: id, Name: in.Name, SetPhone: in.Phone != nil, Phone: phone})

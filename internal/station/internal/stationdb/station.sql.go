@@ -65,6 +65,17 @@ func (q *Queries) AreasOf(ctx context.Context, stationIds []string) ([]Area, err
 	return items, nil
 }
 
+const countAreas = `-- name: CountAreas :one
+SELECT count(*)::int FROM areas WHERE station_id = $1
+`
+
+func (q *Queries) CountAreas(ctx context.Context, stationID string) (int32, error) {
+	row := q.db.QueryRow(ctx, countAreas, stationID)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const createArea = `-- name: CreateArea :one
 INSERT INTO areas (id, station_id, name, lat, lng)
 VALUES ($1, $2, $3, $4, $5)
@@ -306,6 +317,18 @@ SELECT pg_advisory_xact_lock(hashtextextended('lastmile.station.catalog', 0))
 func (q *Queries) LockCatalog(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, lockCatalog)
 	return err
+}
+
+const lockStation = `-- name: LockStation :one
+SELECT id FROM stations WHERE id = $1 FOR UPDATE
+`
+
+// Serialises changes to one station's areas (the area limit).
+func (q *Queries) LockStation(ctx context.Context, id string) (string, error) {
+	row := q.db.QueryRow(ctx, lockStation, id)
+	var id_2 string
+	err := row.Scan(&id_2)
+	return id_2, err
 }
 
 const nearestByDegrees = `-- name: NearestByDegrees :many

@@ -161,6 +161,22 @@ func (q *Queries) HitRateLimit(ctx context.Context, arg HitRateLimitParams) (int
 	return hits, err
 }
 
+const rateLimitHits = `-- name: RateLimitHits :one
+SELECT hits FROM rate_limits WHERE key = $1 AND window_start = $2
+`
+
+type RateLimitHitsParams struct {
+	Key         string
+	WindowStart time.Time
+}
+
+func (q *Queries) RateLimitHits(ctx context.Context, arg RateLimitHitsParams) (int32, error) {
+	row := q.db.QueryRow(ctx, rateLimitHits, arg.Key, arg.WindowStart)
+	var hits int32
+	err := row.Scan(&hits)
+	return hits, err
+}
+
 const revokeToken = `-- name: RevokeToken :one
 UPDATE auth_tokens SET revoked_at = now()
 WHERE hash = $1 AND revoked_at IS NULL
@@ -172,6 +188,28 @@ func (q *Queries) RevokeToken(ctx context.Context, hash []byte) (uuid.UUID, erro
 	var user_id uuid.UUID
 	err := row.Scan(&user_id)
 	return user_id, err
+}
+
+const takeRateLimit = `-- name: TakeRateLimit :one
+INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
+ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+WHERE rate_limits.hits < $3::int
+RETURNING hits
+`
+
+type TakeRateLimitParams struct {
+	Key         string
+	WindowStart time.Time
+	Max         int32
+}
+
+// Counts one hit only while the key is under max in its window; over it,
+// no row is returned and nothing is written.
+func (q *Queries) TakeRateLimit(ctx context.Context, arg TakeRateLimitParams) (int32, error) {
+	row := q.db.QueryRow(ctx, takeRateLimit, arg.Key, arg.WindowStart, arg.Max)
+	var hits int32
+	err := row.Scan(&hits)
+	return hits, err
 }
 
 const updateProfile = `-- name: UpdateProfile :one
