@@ -56,11 +56,9 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	// later: tokens before notify (which checks them) before users (whose
 	// sign-out closes notify's sockets); positions before matching before
 	// location (matching is where location's approaches go).
-	signup, signin, err := cfg.userLimits()
-	if err != nil {
-		return nil, err
-	}
+	signup, signin := cfg.userLimits()
 	a.tokens = user.NewTokens(pool)
+	var err error
 	a.notify, err = notify.New(pool, a.tokens, notify.Config{
 		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
 	}, log("notify"), reg)
@@ -107,7 +105,7 @@ func (a *app) mount(r chi.Router) {
 	httpx.ServeOpenAPI(r, a.openapi)
 	user.NewHandler(a.users).Routes(r, requireAuth)
 	station.NewHandler(a.stations).Routes(r, requireAuth, idem)
-	a.notify.Routes(r, requireAuth)
+	notify.NewHandler(a.notify).Routes(r, requireAuth)
 	driver.NewHandler(a.drivers, a.trips).Routes(r, requireAuth, idem)
 	rider.NewHandler(a.riders, a.matching, a.trips).Routes(r, requireAuth, idem)
 	trip.NewHandler(a.trips, a.positions).Routes(r, requireAuth)

@@ -164,6 +164,10 @@ func (c *config) validate(fs *flagSet) error {
 	positive("approach-every", c.approachEvery)
 	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
 	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
+	if c.metricsAddr != "" {
+		_, _, err := net.SplitHostPort(c.metricsAddr)
+		check("metrics-addr", err == nil, "must be host:port or :port, such as 127.0.0.1:9090")
+	}
 	return errors.Join(errs...)
 }
 
@@ -244,23 +248,16 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("signin-limit", "LASTMILE_SIGNIN_LIMIT")
 }
 
-// userLimits turns the limit flags into the user domain's settings, where
-// a negative limit is off.
-func (c *config) userLimits() (signup, signinAddr int, err error) {
-	off := func(name string, n int) (int, error) {
-		switch {
-		case n < 0:
-			return 0, fmt.Errorf("--%s %d: want 0 (off) or more", name, n)
-		case n == 0:
-			return -1, nil
+// userLimits turns the limit flags (validated: 0 or more) into the user
+// domain's settings, where 0 is its default and a negative limit is off.
+func (c *config) userLimits() (signup, signinAddr int) {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
 		}
-		return n, nil
+		return n
 	}
-	if signup, err = off("signup-limit", c.signupLimit); err != nil {
-		return 0, 0, err
-	}
-	signinAddr, err = off("signin-limit", c.signinLimit)
-	return signup, signinAddr, err
+	return off(c.signupLimit), off(c.signinLimit)
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

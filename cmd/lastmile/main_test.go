@@ -295,10 +295,10 @@ func TestShutdownTellsSocketsToGoAway(t *testing.T) {
 	if err := s.shutdown(t); err != nil {
 		t.Fatalf("run returned %v, want nil", err)
 	}
-	for range ws.msgs { // drain until the reader sees the close
+	for range ws.Messages() { // drain until the reader sees the close
 	}
-	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusGoingAway {
-		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.closeErr)
+	if st := websocket.CloseStatus(ws.Err()); st != websocket.StatusGoingAway {
+		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.Err())
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -56,7 +57,7 @@ func widgets(pool *pgxpool.Pool, hook func(stage string, tx pgx.Tx)) http.Handle
 		}
 		ctx := r.Context()
 		var out widget
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
 			if err := tx.QueryRow(ctx, "INSERT INTO widgets (name) VALUES ($1) RETURNING id, name", in.Name).Scan(&out.ID, &out.Name); err != nil {
 				return fmt.Errorf("insert widget: %w", err)
 			}

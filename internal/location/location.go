@@ -383,14 +383,6 @@ func removeStation(ahead []Station, id string) []Station {
 	return out
 }
 
-// Forget drops what this replica holds of a driver (its socket closed).
-func (s *Service) Forget(driverID uuid.UUID) {
-	sh := s.shard(driverID)
-	sh.mu.Lock()
-	delete(sh.m, driverID)
-	sh.mu.Unlock()
-}
-
 // Run writes positions, refreshes routes, records passed stations and
 // sends driver.location messages until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {

@@ -57,10 +57,6 @@ type Fence struct {
 	RadiusM   float64
 }
 
-// Contains reports whether p lies inside the fence (great-circle distance
-// at most RadiusM).
-func (f Fence) Contains(p geo.Point) bool { return geo.DistanceM(f.Center, p) <= f.RadiusM }
-
 // Service owns the station catalog. Every read goes to Postgres, so all
 // replicas see a write as soon as it commits.
 type Service struct {
@@ -111,19 +107,6 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]Station,
 	}
 	list, err := withAreas(ctx, s.q, rows)
 	return list, next, err
-}
-
-// AreaStation returns the id of the station area areaID belongs to, or
-// ErrAreaNotFound.
-func (s *Service) AreaStation(ctx context.Context, areaID string) (string, error) {
-	id, err := s.q.AreaStation(ctx, areaID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrAreaNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("find the station of area %s: %w", areaID, err)
-	}
-	return id, nil
 }
 
 // Fences returns the fence of each of ids that exists, keyed by station id,
