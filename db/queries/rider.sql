@@ -63,3 +63,9 @@ WITH due AS (
 UPDATE ride_requests r SET status = 'expired', updated_at = now()
 FROM due WHERE r.id = due.id
 RETURNING r.*;
+
+-- name: WaitingDemand :many
+-- Where riders wait: each station and destination area with at least one
+-- waiting request (read from ride_requests_waiting_idx).
+SELECT DISTINCT station_id, destination_area_id FROM ride_requests
+WHERE status = 'waiting';

@@ -351,3 +351,35 @@ func (q *Queries) SetRequestStatus(ctx context.Context, arg SetRequestStatusPara
 	)
 	return i, err
 }
+
+const waitingDemand = `-- name: WaitingDemand :many
+SELECT DISTINCT station_id, destination_area_id FROM ride_requests
+WHERE status = 'waiting'
+`
+
+type WaitingDemandRow struct {
+	StationID         string
+	DestinationAreaID string
+}
+
+// Where riders wait: each station and destination area with at least one
+// waiting request (read from ride_requests_waiting_idx).
+func (q *Queries) WaitingDemand(ctx context.Context) ([]WaitingDemandRow, error) {
+	rows, err := q.db.Query(ctx, waitingDemand)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WaitingDemandRow
+	for rows.Next() {
+		var i WaitingDemandRow
+		if err := rows.Scan(&i.StationID, &i.DestinationAreaID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
