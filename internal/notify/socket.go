@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/flatjson"
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
@@ -201,15 +203,32 @@ func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 // readLoop reads client messages until the connection ends. After the
 // socket is told to close it keeps reading (and ignoring) messages, so the
 // writer can finish the close handshake.
+//
+// Each message is read into a buffer borrowed from a pool for the time it
+// is handled (handlers must not keep the message), so an idle socket holds
+// no read buffer and a busy one allocates none.
 func (s *Service) readLoop(ctx context.Context, k *socket) {
+	// ctx is never cancelled while the loop runs (serveSocket cancels it
+	// after); the connection's close ends a read. A context without Done
+	// spares each read a context.AfterFunc registration.
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := k.conn.Read(ctx)
+		typ, r, err := k.conn.Reader(rctx)
+		var buf *bytes.Buffer
+		if err == nil {
+			buf = readBuffers.Get().(*bytes.Buffer)
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
+			if buf != nil {
+				putReadBuffer(buf)
+			}
 			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
 				s.m.closes.WithLabelValues("too_big").Inc()
 			}
 			return
 		}
+		data := buf.Bytes()
 		switch {
 		case k.isClosing():
 		case typ != websocket.MessageText:
@@ -219,7 +238,23 @@ func (s *Service) readLoop(ctx context.Context, k *socket) {
 		default:
 			s.handleMessage(ctx, k, data)
 		}
+		putReadBuffer(buf)
 	}
+}
+
+// readBuffers hold client messages while they are handled.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// keptReadBuffer is the largest buffer returned to the pool: a rare big
+// message does not pin its buffer for ever.
+const keptReadBuffer = 4 << 10
+
+func putReadBuffer(b *bytes.Buffer) {
+	if b.Cap() > keptReadBuffer {
+		return
+	}
+	b.Reset()
+	readBuffers.Put(b)
 }
 
 // handleMessage answers one client message. Bad ones get an error message
@@ -234,7 +269,9 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 	var env struct {
 		Type string `json:"type"`
 	}
-	if err := json.Unmarshal(data, &env); err != nil {
+	if typ, ok := messageType(data); ok {
+		env.Type = typ
+	} else if err := json.Unmarshal(data, &env); err != nil {
 		k.reply(encodeError("malformed", "the message is not a JSON object: "+err.Error()))
 		s.strike(k, now)
 		return
@@ -274,6 +311,31 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 	case fault.Malformed, fault.Forbidden, fault.RateLimited, fault.Unauthorized, fault.TooLarge:
 		s.strike(k, now)
 	}
+}
+
+// messageType reads the "type" of a flat message (every socket message a
+// client sends today) without encoding/json; ok is false for anything
+// else (nested values, escapes, a "Type" key that encoding/json would
+// also take, invalid JSON), which handleMessage then decodes with
+// encoding/json, so clients see the same errors as before.
+func messageType(data []byte) (typ string, ok bool) {
+	var raw []byte
+	ok = flatjson.Scan(data, func(key []byte, kind flatjson.Kind, val []byte) bool {
+		switch {
+		case string(key) == "type":
+			if kind != flatjson.String {
+				return false // encoding/json's error, or its null rule
+			}
+			raw = val // the last one wins, as in encoding/json
+		case len(key) == 4 && strings.EqualFold(string(key), "type"):
+			return false
+		}
+		return true
+	})
+	if !ok {
+		return "", false
+	}
+	return string(raw), true
 }
 
 // callHandler runs h, turning a panic into an error: one bad message must
