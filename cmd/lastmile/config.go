@@ -162,6 +162,8 @@ func (c *config) validate(fs *flagSet) error {
 	positive("offline-after", c.offlineAfter)
 	check("max-speed-kmh", c.maxSpeedKmh > 0 && c.maxSpeedKmh <= 1000, "must be above 0 and at most 1000")
 	positive("approach-every", c.approachEvery)
+	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
+	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
 	return errors.Join(errs...)
 }
 

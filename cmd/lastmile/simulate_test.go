@@ -34,14 +34,15 @@ type simulateReport struct {
 	}
 }
 
-// runSimulation runs `lastmile simulate` in-process (its server on a test
-// database) with a small population for a few seconds.
-func runSimulation(t *testing.T) (simulateReport, string, error) {
+// runSimulation runs `lastmile simulate` with a small population for a few
+// seconds, with where to run it (--database for an in-process server, or
+// --url) and more flags in args.
+func runSimulation(t *testing.T, args ...string) (simulateReport, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"lastmile", "simulate", "--database", pgtest.URL(t),
-		"--drivers", "6", "--riders", "10", "--duration", "5s", "--speedup", "30", "--interval", "200ms", "--seed", "3", "--json"},
-		func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
+	args = append([]string{"lastmile", "simulate", "--drivers", "6", "--riders", "10", "--duration", "5s",
+		"--interval", "200ms", "--seed", "3", "--json"}, args...)
+	err := run(t.Context(), args, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr)
 	var rep simulateReport
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
 		t.Fatalf("simulate printed no JSON report (%v; run: %v)\nstdout:\n%s\nstderr:\n%s", jerr, err, stdout.String(), stderr.String())
@@ -50,7 +51,7 @@ func runSimulation(t *testing.T) (simulateReport, string, error) {
 }
 
 func TestSimulateInProcess(t *testing.T) {
-	rep, out, err := runSimulation(t)
+	rep, out, err := runSimulation(t, "--database", pgtest.URL(t), "--speedup", "30")
 	if err != nil {
 		t.Fatalf("simulate = %v, want success (exit code 0)\n%s", err, out)
 	}
@@ -72,8 +73,11 @@ func TestSimulateInProcess(t *testing.T) {
 }
 
 // A broken invariant makes simulate fail (the command exits non-zero),
-// after printing the report that says which.
+// after printing the report that says which. This run drives a running
+// server with --url, and without an operator token the checks read the
+// simulated users' own view.
 func TestSimulateBrokenInvariantFails(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), map[string]string{"LASTMILE_SIGNUP_LIMIT": "0"})
 	simulateCheck = func(v simulate.View) simulate.Invariants {
 		// Route r-oversold offers one seat; two live trips hold it.
 		v.Routes["r-oversold"] = simulate.RouteState{SeatsTotal: 1, SeatsFree: 0}
@@ -84,11 +88,14 @@ func TestSimulateBrokenInvariantFails(t *testing.T) {
 		return simulate.CheckInvariants(v)
 	}
 	t.Cleanup(func() { simulateCheck = nil })
-	rep, out, err := runSimulation(t)
+	rep, out, err := runSimulation(t, "--url", s.URL, "--speedup", "1")
 	if !errors.Is(err, simulate.ErrInvariants) {
 		t.Fatalf("simulate = %v, want ErrInvariants\n%s", err, out)
 	}
-	if rep.Invariants.OK || !strings.Contains(out, "r-oversold") {
-		t.Errorf("the report does not show the broken seat rule:\n%s", out)
+	if rep.Invariants.OK || rep.Invariants.Source != "participants" || !strings.Contains(out, "r-oversold") {
+		t.Errorf("the report does not show the broken seat rule, read from the participants' view:\n%s", out)
+	}
+	if rep.Requests == 0 || rep.Fixes.Sent == 0 {
+		t.Errorf("requests %d, fixes %d: the simulated users did nothing\n%s", rep.Requests, rep.Fixes.Sent, out)
 	}
 }

@@ -85,6 +85,9 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		Speedup: f.speedup, Interval: f.interval, Seed: f.seed, Demo: f.demo,
 		Progress: stderr, ProgressTTY: isTerminal(stderr), Logger: logger, Check: simulateCheck,
 	}
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 	var rep *simulate.Report
 	var err error
 	if f.url != "" {
@@ -175,7 +178,9 @@ func simulateInProcess(ctx context.Context, f simulateFlags, opts simulate.Optio
 
 	listening := make(chan string, 1)
 	cfg.onListen = func(addr string) { listening <- addr }
-	serveCtx, stopServe := context.WithCancel(ctx)
+	// The server outlives an interrupt of the simulation: the checks at
+	// the end still read it.
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServe()
 	served := make(chan error, 1)
 	go func() { served <- serve(serveCtx, cfg, logger, io.Discard) }()

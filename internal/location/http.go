@@ -118,20 +118,26 @@ func (s *Service) HandleMessage(_ context.Context, p identity.Principal, raw jso
 	if p.Role != identity.RoleDriver {
 		return errNotDriver
 	}
-	in, ok := scanFix(raw)
-	if !ok {
-		in = FixInput{}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return reject("malformed_location", "a location message is {type, lat, lng, at?, speed_mps?, heading?}: %s", err.Error())
-		}
-	}
-	f, err := in.fix()
+	f, err := decodeFixMessage(raw)
 	if err != nil {
 		return err
 	}
 	return s.Ingest(p.UserID, f)
+}
+
+// decodeFixMessage reads a socket "location" message; its errors are
+// *Rejection with a code.
+func decodeFixMessage(raw json.RawMessage) (Fix, error) {
+	if in, ok := scanFix(raw); ok {
+		return in.fix()
+	}
+	var in FixInput
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return Fix{}, reject("malformed_location", "a location message is {type, lat, lng, at?, speed_mps?, heading?}: %s", err.Error())
+	}
+	return in.fix()
 }
 
 // Handler serves the REST location API.

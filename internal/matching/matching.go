@@ -119,6 +119,13 @@ type Service struct {
 	pending map[uuid.UUID]queued // newest approach per driver
 	ready   chan uuid.UUID       // drivers with a pending approach
 	demand  *demand
+	// behind holds, per station with a match running on this replica, the
+	// approaches there waiting for it (one per driver). The worker that
+	// runs a station's match runs these after it, so a crowd at one
+	// station occupies one worker, not all of them: matches at a station
+	// take turns anyway (rider.LockWaiting), and other stations' approaches
+	// should not wait behind that queue.
+	behind map[string][]queued
 
 	m metrics
 }
@@ -141,6 +148,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 		pool: pool, cfg: cfg, routes: routes, requests: requests, trips: trips, events: events, positions: positions, names: names,
 		logger: logger, now: time.Now, pending: map[uuid.UUID]queued{}, ready: make(chan uuid.UUID, cfg.QueueSize),
 		demand: newDemand(cfg.DemandEvery, cfg.OfflineAfter),
+		behind: map[string][]queued{},
 	}
 	s.m = metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_received_total", Help: "Approaches offered to matching."}),
@@ -155,8 +163,9 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 			Help: "Time from an approach being offered to its match committing.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_retries_total", Help: "Match transactions retried after a serialization failure or deadlock."}),
 	}
-	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length", Help: "Approaches waiting for a worker."},
-		func() float64 { return float64(len(s.ready)) })
+	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length",
+		Help: "Approaches waiting for a worker, or behind another match at their station."},
+		func() float64 { return float64(len(s.ready) + s.waitingBehind()) })
 	reg.MustRegister(s.m.received, s.m.parked, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.retries, s.m.queue)
 	return s
 }
@@ -209,7 +218,55 @@ func (s *Service) take(id uuid.UUID) (queued, bool) {
 	return q, ok
 }
 
-// Run runs the worker pool until ctx is cancelled.
+// claim makes the caller the worker of q's station, or, when another
+// worker is matching there, leaves q to it (replacing an older approach of
+// the same driver) and returns false.
+func (s *Service) claim(q queued) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waiting, busy := s.behind[q.StationID]
+	if !busy {
+		s.behind[q.StationID] = nil
+		return true
+	}
+	for i, w := range waiting {
+		if w.DriverID == q.DriverID {
+			waiting[i] = queued{Approach: q.Approach, offered: w.offered}
+			s.m.replaced.Inc()
+			return false
+		}
+	}
+	s.behind[q.StationID] = append(waiting, q)
+	return false
+}
+
+// next returns the approach waiting behind the match just run at
+// stationID, or false, releasing the station, when none is.
+func (s *Service) next(stationID string) (queued, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	waiting := s.behind[stationID]
+	if len(waiting) == 0 {
+		delete(s.behind, stationID)
+		return queued{}, false
+	}
+	s.behind[stationID] = waiting[1:]
+	return waiting[0], true
+}
+
+func (s *Service) waitingBehind() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, w := range s.behind {
+		n += len(w)
+	}
+	return n
+}
+
+// Run runs the worker pool until ctx is cancelled. A worker that takes an
+// approach at a station where another worker is matching leaves it to
+// that worker, which runs it next.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.runDemand(ctx) })
@@ -221,20 +278,12 @@ func (s *Service) Run(ctx context.Context) error {
 					return
 				case id := <-s.ready:
 					q, ok := s.take(id)
-					if !ok {
+					if !ok || !s.claim(q) {
 						continue
 					}
-					a := q.Approach
-					mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					res, err := s.Match(mctx, a)
-					cancel()
-					switch {
-					case err != nil:
-						if ctx.Err() == nil {
-							s.logger.Warn("match", "err", err, "driver_id", a.DriverID, "station_id", a.StationID)
-						}
-					case len(res.Matched) > 0:
-						s.m.latency.Observe(s.now().Sub(q.offered).Seconds())
+					for ok && ctx.Err() == nil {
+						s.run(ctx, q)
+						q, ok = s.next(q.StationID)
 					}
 				}
 			}
@@ -242,6 +291,22 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// run matches one queued approach, logging a failure.
+func (s *Service) run(ctx context.Context, q queued) {
+	a := q.Approach
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.Match(mctx, a)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.logger.Warn("match", "err", err, "driver_id", a.DriverID, "station_id", a.StationID)
+		}
+	case len(res.Matched) > 0:
+		s.m.latency.Observe(s.now().Sub(q.offered).Seconds())
+	}
 }
 
 // Result is what one match did.

@@ -322,3 +322,91 @@ func TestConcurrentMatchesAtOneStationTakeOldestFirst(t *testing.T) {
 		}
 	}
 }
+
+// A crowd at one station occupies one worker of a replica, not all of
+// them: while the station's turn is held (here by the test), approaches
+// at another station are still matched, and the crowd's are matched once
+// the turn comes back.
+func TestCrowdedStationDoesNotHoldUpOthers(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t) // 4 workers
+	ask := func(station, area string) rider.Request {
+		r := w.user(t, "rider")
+		req, err := w.riders.Create(ctx, r, rider.RequestInput{StationID: station, DestinationAreaID: area,
+			ArrivalTime: time.Now().Add(time.Minute).UTC().Format(time.RFC3339)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	drive := func(station, area string) location.Approach {
+		d := w.user(t, "driver")
+		route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{station}, DestinationAreaID: area, Seats: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := w.approach(d, route.ID)
+		a.StationID, a.DestinationAreaID = station, area
+		return a
+	}
+	var crowd []rider.Request
+	var crowdDrivers []location.Approach
+	for range 6 {
+		crowd = append(crowd, ask("hsr", "kudlu-gate"))
+		crowdDrivers = append(crowdDrivers, drive("hsr", "kudlu-gate"))
+	}
+	elsewhere := ask("btm", "jayadeva")
+	other := drive("btm", "jayadeva")
+
+	// Hold HSR's turn, as a long match there would.
+	hold, err := w.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx)
+	if _, err := w.riders.LockWaiting(ctx, hold, "hsr", "kudlu-gate", time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.match.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	for _, a := range crowdDrivers {
+		w.match.Offer(a)
+	}
+	w.match.Offer(other)
+
+	status := func(r rider.Request) rider.Status {
+		got, err := w.riders.Get(ctx, identity.Principal{UserID: r.RiderID, Role: identity.RoleRider}, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status
+	}
+	waitMatched := func(what string, rs ...rider.Request) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second) // a correctness deadline, not a speed target
+		for _, r := range rs {
+			for status(r) != rider.Matched {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: request %s still %s", what, r.ID, status(r))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	waitMatched("the other station while HSR's turn is held", elsewhere)
+	for _, r := range crowd {
+		if s := status(r); s != rider.Waiting {
+			t.Fatalf("an HSR request is %s while the turn is held", s)
+		}
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMatched("the crowd once the turn is free", crowd...)
+}

@@ -49,3 +49,39 @@ func TestOfferCoalescesAndDropsWithoutBlocking(t *testing.T) {
 		t.Fatalf("second taken = %+v, want d2", q2)
 	}
 }
+
+// One worker at a time matches at a station: others leave their approach
+// behind it (the newest per driver), and it runs them in order before
+// releasing the station.
+func TestApproachesWaitBehindTheirStation(t *testing.T) {
+	s := New(nil, Config{}, nil, nil, nil, nil, nil, nil, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	d1, d2, d3 := uuid.New(), uuid.New(), uuid.New()
+	t0 := time.Now()
+	at := func(d uuid.UUID, station string, sec int) queued {
+		return queued{Approach: location.Approach{DriverID: d, StationID: station, At: t0.Add(time.Duration(sec) * time.Second)}, offered: t0}
+	}
+	if !s.claim(at(d1, "hsr", 0)) {
+		t.Fatal("the first approach at hsr did not get the station")
+	}
+	if !s.claim(at(d3, "btm", 0)) {
+		t.Fatal("an approach at another station waited behind hsr")
+	}
+	if s.claim(at(d2, "hsr", 0)) || s.claim(at(d3, "hsr", 0)) || s.claim(at(d2, "hsr", 1)) {
+		t.Fatal("an approach at a busy station was not left behind its match")
+	}
+	if got := testutil.ToFloat64(s.m.queue); got != 2 {
+		t.Errorf("queue length = %v, want 2 behind hsr", got)
+	}
+	if q, ok := s.next("hsr"); !ok || q.DriverID != d2 || !q.At.Equal(t0.Add(time.Second)) {
+		t.Fatalf("next at hsr = %+v, want d2's newer approach", q)
+	}
+	if q, ok := s.next("hsr"); !ok || q.DriverID != d3 {
+		t.Fatalf("next at hsr = %+v, want d3", q)
+	}
+	if _, ok := s.next("hsr"); ok {
+		t.Fatal("next returned an approach after the last")
+	}
+	if !s.claim(at(d1, "hsr", 2)) {
+		t.Fatal("hsr was not released after its last match")
+	}
+}

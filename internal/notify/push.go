@@ -321,24 +321,9 @@ const maxSubscriptions = 10
 // Subscribe stores a push subscription for userID (replacing one with the
 // same endpoint). It returns a fault.Validation naming every bad field.
 func (s *Service) Subscribe(ctx context.Context, userID uuid.UUID, in SubscriptionInput) (Subscription, error) {
-	var v fault.Validation
-	s.checkEndpoint(&v, in.Endpoint)
-	if b, err := decodeKey(in.Keys.P256dh); err != nil {
-		v.Add("keys.p256dh", "must be base64url")
-	} else if _, err := ecdh.P256().NewPublicKey(b); err != nil {
-		v.Add("keys.p256dh", "must be an uncompressed P-256 public key (65 bytes)")
-	}
-	if b, err := decodeKey(in.Keys.Auth); err != nil || len(b) != 16 {
-		v.Add("keys.auth", "must be 16 bytes, base64url")
-	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	var expires *time.Time
-	if in.ExpirationTime != nil {
-		t := time.UnixMilli(int64(*in.ExpirationTime)).UTC()
-		v.Check(t.After(now), "expirationTime", "must be in the future")
-		expires = &t
-	}
-	if err := v.Err(); err != nil {
+	expires, err := s.checkSubscription(in, now)
+	if err != nil {
 		return Subscription{}, err
 	}
 	row, err := postgres.InTxValue(ctx, s.pool, func(tx pgx.Tx) (notifydb.UpsertPushSubscriptionRow, error) {
@@ -358,6 +343,28 @@ func (s *Service) Subscribe(ctx context.Context, userID uuid.UUID, in Subscripti
 		return Subscription{}, fmt.Errorf("store push subscription of user %s: %w", userID, err)
 	}
 	return Subscription{Endpoint: row.Endpoint, ExpirationTime: row.ExpiresAt, CreatedAt: row.CreatedAt.UTC()}, nil
+}
+
+// checkSubscription names every bad field of in, and returns when it
+// expires (nil: never).
+func (s *Service) checkSubscription(in SubscriptionInput, now time.Time) (*time.Time, error) {
+	var v fault.Validation
+	s.checkEndpoint(&v, in.Endpoint)
+	if b, err := decodeKey(in.Keys.P256dh); err != nil {
+		v.Add("keys.p256dh", "must be base64url")
+	} else if _, err := ecdh.P256().NewPublicKey(b); err != nil {
+		v.Add("keys.p256dh", "must be an uncompressed P-256 public key (65 bytes)")
+	}
+	if b, err := decodeKey(in.Keys.Auth); err != nil || len(b) != 16 {
+		v.Add("keys.auth", "must be 16 bytes, base64url")
+	}
+	var expires *time.Time
+	if in.ExpirationTime != nil {
+		t := time.UnixMilli(int64(*in.ExpirationTime)).UTC()
+		v.Check(t.After(now), "expirationTime", "must be in the future")
+		expires = &t
+	}
+	return expires, v.Err()
 }
 
 func (s *Service) checkEndpoint(v *fault.Validation, endpoint string) {

@@ -257,6 +257,25 @@ func putReadBuffer(b *bytes.Buffer) {
 	readBuffers.Put(b)
 }
 
+// envelope is what every client message has: its type.
+type envelope struct {
+	Type string `json:"type"`
+}
+
+// decodeEnvelope reads the type of a client message, or says why it has none.
+func decodeEnvelope(data []byte) (envelope, error) {
+	var env envelope
+	if typ, ok := messageType(data); ok {
+		env.Type = typ
+	} else if err := json.Unmarshal(data, &env); err != nil {
+		return env, errors.New("the message is not a JSON object: " + err.Error())
+	}
+	if env.Type == "" {
+		return env, errors.New(`the message has no "type"`)
+	}
+	return env, nil
+}
+
 // handleMessage answers one client message. Bad ones get an error message
 // and count as strikes; too many strikes close the socket with 1008.
 func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
@@ -266,18 +285,9 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		s.strike(k, now)
 		return
 	}
-	var env struct {
-		Type string `json:"type"`
-	}
-	if typ, ok := messageType(data); ok {
-		env.Type = typ
-	} else if err := json.Unmarshal(data, &env); err != nil {
-		k.reply(encodeError("malformed", "the message is not a JSON object: "+err.Error()))
-		s.strike(k, now)
-		return
-	}
-	if env.Type == "" {
-		k.reply(encodeError("malformed", `the message has no "type"`))
+	env, err := decodeEnvelope(data)
+	if err != nil {
+		k.reply(encodeError("malformed", err.Error()))
 		s.strike(k, now)
 		return
 	}
@@ -291,7 +301,7 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 		s.strike(k, now)
 		return
 	}
-	err := callHandler(ctx, h, k.p, data)
+	err = callHandler(ctx, h, k.p, data)
 	if err == nil {
 		return
 	}

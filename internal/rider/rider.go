@@ -138,9 +138,9 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 		case "ride_requests_one_open_per_rider":
 			return Request{}, ErrOpenRequest
 		case "ride_requests_station_id_fkey":
-			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "station_id", Message: "unknown station " + in.StationID}}}
+			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "station_id", Message: fmt.Sprintf("unknown station %q", in.StationID)}}}
 		case "ride_requests_destination_area_id_fkey":
-			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "destination_area_id", Message: "unknown area " + in.DestinationAreaID}}}
+			return Request{}, &fault.Validation{Fields: []fault.FieldError{{Field: "destination_area_id", Message: fmt.Sprintf("unknown area %q", in.DestinationAreaID)}}}
 		}
 	}
 	if err != nil {

@@ -144,8 +144,11 @@ func (a *api) once(ctx context.Context, method, path, token, key string, payload
 		problem.Detail = problem.Title
 	}
 	ae := &apiError{Status: resp.StatusCode, Detail: problem.Detail}
+	// A 409 with Retry-After is an Idempotency-Key whose first request is
+	// still running: wait for its answer like any other retry.
+	inProgress := resp.StatusCode == http.StatusConflict && key != "" && resp.Header.Get("Retry-After") != ""
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 || inProgress:
 		a.stats.errorf("http_%d", resp.StatusCode)
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			return min(time.Duration(s)*time.Second, 10*time.Second), ae

@@ -90,12 +90,24 @@ func (d *driverAgent) round(ctx context.Context, p DriverPlan) {
 	tk := time.NewTicker(w.interval)
 	defer tk.Stop()
 	for {
+		// Work at a stop first: its calls may take a while on a busy
+		// server, and the movement below must span exactly the time since
+		// the last fix, or the server sees an implausible jump.
+		switch state {
+		case atStation:
+			if d.atStation(ctx, routeID, p.Stations[stop], visit) {
+				state, stop = moving, stop+1
+				lastTick = time.Now()
+			}
+		case atDestination:
+			d.finish(ctx, routeID)
+			return
+		}
 		now := time.Now()
 		dt := now.Sub(lastTick).Seconds()
 		lastTick = now
 		moveSpeed := 0.0
-		switch state {
-		case moving:
+		if state == moving {
 			dist += speed * dt
 			moveSpeed = speed
 			if stop < len(p.Stations) && dist >= stops[stop] {
@@ -105,13 +117,6 @@ func (d *driverAgent) round(ctx context.Context, p DriverPlan) {
 				dist, state = total, atDestination
 			}
 			d.pos, _ = along(path, dist)
-		case atStation:
-			if d.atStation(ctx, routeID, p.Stations[stop], visit) {
-				state, stop = moving, stop+1
-			}
-		case atDestination:
-			d.finish(ctx, routeID)
-			return
 		}
 		heading := 0.0
 		if k := legOf(stops, dist); k+1 < len(path) {
@@ -375,7 +380,8 @@ func (d *driverAgent) run(ctx context.Context, first *DriverPlan) error {
 		d.round(ctx, *first)
 	}
 	for d.w.demo && ctx.Err() == nil {
-		p := d.w.nextRound(d.idx, d.pos)
+		p := d.w.nextRound(d.idx, d.pos, first == nil)
+		first = &p
 		d.round(ctx, p)
 	}
 	return nil

@@ -60,13 +60,13 @@ func newRider(w *world, idx int, id, token string) *riderAgent {
 	return r
 }
 
-// present reports whether the rider of request id is at the station (and
-// so can be picked up): it turned up and is not a no-show.
+// present reports whether the rider is at the station of its matched ride
+// (and so can be picked up): it turned up and is not a no-show.
 func (r *riderAgent) present() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rd := range r.requests {
-		if !rd.shownAt.IsZero() && !rd.plan.NoShow && !time.Now().Before(rd.shownAt) {
+		if rd.status == "matched" && !rd.shownAt.IsZero() && !rd.plan.NoShow {
 			return true
 		}
 	}

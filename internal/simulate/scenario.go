@@ -151,7 +151,7 @@ func (g *generator) rider(i int, d DriverPlan, k int) RiderPlan {
 	spread := g.span.Seconds()
 	arrival := arrive + seconds(g.between(-math.Min(240, 0.1*spread), math.Min(120, 0.05*spread)))
 	request := min(d.enterAt(k)-seconds(g.between(1, math.Min(120, 0.2*spread))), arrival-seconds(math.Min(30, 0.05*spread)))
-	request = max(0, request)
+	request = max(0, min(request, g.span*7/10)) // asked while the run lasts
 	arrival = max(arrival, request+seconds(math.Min(30, 0.05*spread)))
 	r := RiderPlan{Rider: i, Request: request, Arrival: arrival, Station: st.ID, Destination: d.Destination.ID, Party: 1}
 	switch x := g.rng.IntN(100); {

@@ -49,7 +49,8 @@ type Options struct {
 	// Demo loops a few drivers and riders round after round until ctx ends.
 	Demo bool
 	// NoShowWait is how long after arrival the server allows a no-show, in
-	// wall time (the driver waits this long for a rider who is not there).
+	// wall time (the driver waits this long for a rider who is not there;
+	// default 5 minutes divided by Speedup).
 	NoShowWait time.Duration
 	// Progress, when set, gets a live status line (rewritten in place when
 	// ProgressTTY).
@@ -60,14 +61,16 @@ type Options struct {
 	Check func(View) Invariants
 }
 
-func (o *Options) validate() error {
+// Validate names every option out of range, by its flag. An empty URL is
+// allowed here (the caller may start a server first); Run requires one.
+func (o *Options) Validate() error {
 	var errs []string
 	check := func(ok bool, msg string) {
 		if !ok {
 			errs = append(errs, msg)
 		}
 	}
-	check(strings.HasPrefix(o.URL, "http://") || strings.HasPrefix(o.URL, "https://"), "--url must be an http:// or https:// URL")
+	check(o.URL == "" || strings.HasPrefix(o.URL, "http://") || strings.HasPrefix(o.URL, "https://"), "--url must be an http:// or https:// URL")
 	check(o.Drivers >= 1 && o.Drivers <= 20000, "--drivers must be from 1 to 20000")
 	check(o.Riders >= 0 && o.Riders <= 100000, "--riders must be from 0 to 100000")
 	check(o.Demo || (o.Duration >= time.Second && o.Duration <= 24*time.Hour), "--duration must be from 1s to 24h")
@@ -155,13 +158,16 @@ func (w *world) present(riderID string) bool {
 	return !ok || r.present()
 }
 
-// nextRound draws a demo driver's next round, from where it stands to one
-// of the stations nearest to it.
-func (w *world) nextRound(driver int, from geo.Point) DriverPlan {
+// nextRound draws a demo driver's next round: its first from anywhere,
+// later ones from where it stands to one of the stations nearest to it.
+func (w *world) nextRound(driver int, from geo.Point, first bool) DriverPlan {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p := w.gen.driverFrom(driver, time.Duration(float64(time.Since(w.t0))*w.speedup), from)
-	return p
+	now := time.Duration(float64(time.Since(w.t0)) * w.speedup)
+	if first {
+		return w.gen.driver(driver, now)
+	}
+	return w.gen.driverFrom(driver, now, from)
 }
 
 // recruit gives idle demo riders rides this round can take.
@@ -194,14 +200,17 @@ func (w *world) recruit(p DriverPlan) {
 // ErrInvariants when the checks at the end found a broken rule; the
 // report is complete then too.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
+	}
+	if o.URL == "" {
+		return nil, errors.New("no URL to simulate against")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.NoShowWait <= 0 {
-		o.NoShowWait = 5 * time.Minute
+	if o.NoShowWait <= 0 { // the default, scaled; a server that wants longer answers 409 and the driver asks again
+		o.NoShowWait = time.Duration(float64(5*time.Minute) / o.Speedup)
 	}
 	if o.Check == nil {
 		o.Check = CheckInvariants
@@ -227,8 +236,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	span := time.Duration(float64(o.Duration) * o.Speedup)
-	if o.Demo {
-		span = 20 * time.Minute
+	if o.Demo { // short approaches, so something happens within a minute
+		span = 5 * time.Minute
 	}
 	var sc Scenario
 	w.gen = newGenerator(stations, span, o.Seed)
@@ -262,10 +271,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// The run.
 	w.t0 = time.Now()
-	runCtx, stopRun := context.WithCancel(ctx)
-	if !o.Demo {
-		runCtx, stopRun = context.WithTimeout(ctx, o.Duration)
+	runFor := o.Duration
+	if o.Demo {
+		runFor = 100 * 365 * 24 * time.Hour // until interrupted
 	}
+	runCtx, stopRun := context.WithTimeout(ctx, runFor)
 	defer stopRun()
 	progressDone := make(chan struct{})
 	var progress sync.WaitGroup

@@ -498,8 +498,9 @@ type ProfileInput struct {
 	Phone *string `json:"phone"`
 }
 
-// UpdateProfile changes the caller's own name or phone.
-func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInput) (User, error) {
+// validate returns in with its name normalised and the phone to store (nil
+// to remove it, when in.Phone is set), or an error naming every bad field.
+func (in ProfileInput) validate() (ProfileInput, *string, error) {
 	var v fault.Validation
 	if in.Name != nil {
 		name := checkName(&v, *in.Name)
@@ -513,7 +514,13 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInp
 			phone = &p
 		}
 	}
-	if err := v.Err(); err != nil {
+	return in, phone, v.Err()
+}
+
+// UpdateProfile changes the caller's own name or phone.
+func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, in ProfileInput) (User, error) {
+	in, phone, err := in.validate()
+	if err != nil {
 		return User{}, err
 	}
 	row, err := s.q.UpdateProfile(ctx, userdb.UpdateProfileParams{ID: id, Name: in.Name, SetPhone: in.Phone != nil, Phone: phone})
