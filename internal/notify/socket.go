@@ -60,7 +60,8 @@ type outMsg struct {
 }
 
 // socket is one client connection. Its handler goroutine reads; one writer
-// goroutine owns every write and the close; a pinger checks liveness.
+// goroutine owns every write and the close; a timer pings it to check
+// liveness.
 type socket struct {
 	p     identity.Principal
 	token string // re-checked while the socket lives, so a revoked token cannot keep it
@@ -193,10 +194,11 @@ func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.writeLoop(ctx, k, replay) })
-	wg.Go(func() { s.pingLoop(ctx, k) })
+	stopPings := s.startPings(ctx, k)
 	s.readLoop(ctx, k)
 	k.close(closeByClient)
 	cancel()
+	stopPings()
 	wg.Wait()
 }
 
@@ -524,46 +526,81 @@ func (s *Service) finishClose(k *socket) {
 	_ = k.conn.Close(k.why.code, k.why.reason)
 }
 
-// pingLoop pings the client every PingInterval and drops a connection
-// that does not answer within PongTimeout.
-func (s *Service) pingLoop(ctx context.Context, k *socket) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if k.writingSince.Load() != 0 {
-			continue // the write's own deadline checks this client
-		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
-		err := k.conn.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if k.stalled() {
-				// A client that stopped reading answers no ping either: it
-				// is slow, and gets 1008 if it reads again.
-				k.close(closeSlow)
-				return
-			}
-			k.close(closeNoPong)
-			_ = k.conn.CloseNow()
+// startPings pings the client every PingInterval and drops a connection
+// that does not answer within PongTimeout. The pings run from a timer, not
+// a goroutine of their own, so an idle socket costs one goroutine stack
+// fewer; stop ends them and waits for a ping in flight.
+func (s *Service) startPings(ctx context.Context, k *socket) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running sync.WaitGroup
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(s.cfg.PingInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
 		}
-		// Sign-out closes sockets through a notification; should one be
-		// lost (a listener reconnecting), or the token simply expire, this
-		// closes the socket within a ping interval.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = s.auth.Authenticate(actx, k.token)
-		cancel()
-		if errors.Is(err, fault.Of(fault.Unauthorized)) {
-			k.close(closeRevoked)
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		if !s.ping(ctx, k) {
 			return
 		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(s.cfg.PingInterval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		running.Wait()
 	}
+}
+
+// ping checks once that the client answers and its token still holds; it
+// returns false once the socket is closing.
+func (s *Service) ping(ctx context.Context, k *socket) bool {
+	if ctx.Err() != nil || k.isClosing() {
+		return false
+	}
+	if k.writingSince.Load() != 0 {
+		return true // the write's own deadline checks this client
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
+	err := k.conn.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		if k.stalled() {
+			// A client that stopped reading answers no ping either: it
+			// is slow, and gets 1008 if it reads again.
+			k.close(closeSlow)
+			return false
+		}
+		k.close(closeNoPong)
+		_ = k.conn.CloseNow()
+		return false
+	}
+	// Sign-out closes sockets through a notification; should one be
+	// lost (a listener reconnecting), or the token simply expire, this
+	// closes the socket within a ping interval.
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = s.auth.Authenticate(actx, k.token)
+	cancel()
+	if errors.Is(err, fault.Of(fault.Unauthorized)) {
+		k.close(closeRevoked)
+		return false
+	}
+	return true
 }
