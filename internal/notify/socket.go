@@ -60,8 +60,9 @@ type outMsg struct {
 }
 
 // socket is one client connection. Its handler goroutine reads; one writer
-// goroutine owns every write and the close; a timer pings it to check
-// liveness.
+// goroutine at a time owns every write and the close, and runs only while
+// there is something to write (an idle socket holds none); a timer pings
+// it to check liveness.
 type socket struct {
 	p     identity.Principal
 	token string // re-checked while the socket lives, so a revoked token cannot keep it
@@ -94,6 +95,17 @@ type socket struct {
 	done      chan struct{}
 	closes    *prometheus.CounterVec
 
+	// The writer: wakeWriter starts one when something is queued and none
+	// runs; it exits when the queues are empty, and for good once it has
+	// closed the connection (then finished is closed).
+	wmu         sync.Mutex
+	runWriter   func() // set by serveSocket; nil: nothing writes yet
+	writerOn    bool   // a writer goroutine runs
+	writerEnded bool   // the connection is closed: no writer starts again
+	writerBegun bool   // the first run (handshake replies, replay) happened; writers only
+	writers     sync.WaitGroup
+	finished    chan struct{}
+
 	// Reader-only state.
 	limiter *rate.Limiter
 	strikes []time.Time
@@ -102,11 +114,12 @@ type socket struct {
 func newSocket(p identity.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
 		p: p, user: p.UserID, closes: closes,
-		send:    make(chan outMsg, cfg.SendBuffer),
-		ctrl:    make(chan []byte, 16),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
+		send:     make(chan outMsg, cfg.SendBuffer),
+		ctrl:     make(chan []byte, 16),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
 	}
 }
 
@@ -120,6 +133,35 @@ func (k *socket) close(why closeReason) {
 			k.closes.WithLabelValues(why.label).Inc()
 		}
 	})
+	k.wakeWriter()
+}
+
+// wakeWriter starts a writer for what was just queued, unless one runs.
+func (k *socket) wakeWriter() {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.writerOn || k.writerEnded || k.runWriter == nil {
+		return
+	}
+	k.writerOn = true
+	k.writers.Add(1)
+	go func() {
+		defer k.writers.Done()
+		k.runWriter()
+	}()
+}
+
+// writerIdle reports whether the writer may exit: nothing is queued and
+// the socket is not closing. A producer that queues after this check
+// finds no writer running and starts one.
+func (k *socket) writerIdle() bool {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if len(k.send) > 0 || len(k.ctrl) > 0 || k.isClosing() {
+		return false
+	}
+	k.writerOn = false
+	return true
 }
 
 func (k *socket) isClosing() bool {
@@ -147,6 +189,7 @@ func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time
 		k.markBehind(now)
 		return
 	}
+	defer k.wakeWriter()
 	for _, m := range msgs {
 		if m.seq <= cur {
 			continue
@@ -173,6 +216,7 @@ func (k *socket) offerDisposable(msg []byte) bool {
 	}
 	select {
 	case k.send <- outMsg{data: msg}:
+		k.wakeWriter()
 		return true
 	default:
 		return false
@@ -184,6 +228,7 @@ func (k *socket) offerDisposable(msg []byte) bool {
 func (k *socket) reply(b []byte) {
 	select {
 	case k.ctrl <- b:
+		k.wakeWriter()
 	default:
 	}
 }
@@ -192,14 +237,17 @@ func (k *socket) reply(b []byte) {
 // the writer first replays stored events after the cursor.
 func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.writeLoop(ctx, k, replay) })
+	k.wmu.Lock()
+	k.runWriter = func() { s.writeLoop(ctx, k, replay) }
+	k.wmu.Unlock()
+	k.wakeWriter() // the first run writes the handshake's replies and replays
 	stopPings := s.startPings(ctx, k)
 	s.readLoop(ctx, k)
 	k.close(closeByClient)
 	cancel()
 	stopPings()
-	wg.Wait()
+	<-k.finished
+	k.writers.Wait()
 }
 
 // readLoop reads client messages until the connection ends. After the
@@ -376,35 +424,44 @@ func (s *Service) strike(k *socket, now time.Time) {
 	}
 }
 
-// writeLoop writes everything the client gets, in order, and closes the
-// connection when told to (or when a write fails).
+// writeLoop writes everything queued for the client, in order, and
+// returns when nothing more is; it closes the connection when told to (or
+// when a write fails). One runs at a time (see wakeWriter).
 func (s *Service) writeLoop(ctx context.Context, k *socket, replay bool) {
-	defer s.finishClose(k)
-	// What the handshake queued (since_too_old) goes before any event.
-	if !s.flushReplies(ctx, k) {
-		return
-	}
-	if replay {
-		if !s.replay(ctx, k) {
+	if !k.writerBegun {
+		k.writerBegun = true
+		// What the handshake queued (since_too_old) goes before any event.
+		if !s.flushReplies(ctx, k) {
+			s.endWriter(k)
 			return
 		}
-		s.hub.setReady(k)
+		if replay {
+			if !s.replay(ctx, k) {
+				s.endWriter(k)
+				return
+			}
+			s.hub.setReady(k)
+		}
 	}
 	for {
 		select {
 		case <-k.closing:
+			s.endWriter(k)
 			return
 		default:
 		}
 		select {
 		case <-k.closing:
+			s.endWriter(k)
 			return
 		case b := <-k.ctrl:
 			if !s.write(ctx, k, b) {
+				s.endWriter(k)
 				return
 			}
 		case m := <-k.send:
 			if !s.write(ctx, k, m.data) {
+				s.endWriter(k)
 				return
 			}
 			s.written(k, m)
@@ -412,8 +469,22 @@ func (s *Service) writeLoop(ctx context.Context, k *socket, replay bool) {
 			if k.behindSince.Load() != 0 && len(k.send) <= cap(k.send)/2 && k.kickPending.CompareAndSwap(false, true) {
 				s.hub.markDirty(k.user)
 			}
+		default:
+			if k.writerIdle() {
+				return
+			}
 		}
 	}
+}
+
+// endWriter closes the connection (see finishClose) and ends writing for
+// good.
+func (s *Service) endWriter(k *socket) {
+	s.finishClose(k)
+	k.wmu.Lock()
+	k.writerEnded, k.writerOn = true, false
+	k.wmu.Unlock()
+	close(k.finished)
 }
 
 // flushReplies writes the replies already queued.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lastmile/lastmile/internal/identity"
 )
@@ -87,4 +88,33 @@ func TestReusedReadBuffersCarryNothingOver(t *testing.T) {
 			t.Errorf("message %d reached the handler as %.60q…, want %.60q…", i, g, w)
 		}
 	}
+}
+
+// A socket with nothing to write holds no writer goroutine; what is queued
+// later still arrives, in order.
+func TestIdleSocketHoldsNoWriter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.replica(t, testConfig())
+	u := e.user(t, identity.RoleRider)
+	c := a.connect(t, u, "")
+	c.expectQuiet()
+	a.svc.hub.mu.Lock()
+	var k *socket
+	for s := range a.svc.hub.streams[u].sockets {
+		k = s
+	}
+	a.svc.hub.mu.Unlock()
+	idle := func() bool {
+		k.wmu.Lock()
+		defer k.wmu.Unlock()
+		return !k.writerOn
+	}
+	eventually(t, 5*time.Second, "the writer to exit", idle)
+	for range 3 {
+		ev := e.append(t, a.svc, u, "trip.updated", nil)
+		c.expectSeqs(ev.Seq)
+		eventually(t, 5*time.Second, "the writer to exit", idle)
+	}
+	c.expectQuiet()
 }
