@@ -69,11 +69,6 @@ type socket struct {
 	user  uuid.UUID
 	conn  *websocket.Conn // set before the goroutines start
 
-	// send holds events, stored and disposable, in the order to write them.
-	send chan outMsg
-	// ctrl holds replies to the client (pong, error), written first.
-	ctrl chan []byte
-
 	// cursor is the last stored event queued or written. Before the socket
 	// is ready only its writer changes it (while replaying); after, only the
 	// fetcher loading for its user.
@@ -95,10 +90,18 @@ type socket struct {
 	done      chan struct{}
 	closes    *prometheus.CounterVec
 
-	// The writer: wakeWriter starts one when something is queued and none
-	// runs; it exits when the queues are empty, and for good once it has
-	// closed the connection (then finished is closed).
-	wmu         sync.Mutex
+	// The writer: a producer that queues starts one when none runs; it
+	// exits when the queues are empty, and for good once it has closed the
+	// connection (then finished is closed). wmu guards the queues and the
+	// writer's state.
+	wmu sync.Mutex
+	// send holds events, stored and disposable, in the order to write
+	// them, at most sendCap; ctrl holds replies to the client (pong,
+	// error), written first, at most ctrlCap. Each is nil while empty, so
+	// an idle socket holds no buffer.
+	send        []outMsg
+	sendCap     int
+	ctrl        [][]byte
 	runWriter   func() // set by serveSocket; nil: nothing writes yet
 	writerOn    bool   // a writer goroutine runs
 	writerEnded bool   // the connection is closed: no writer starts again
@@ -114,8 +117,7 @@ type socket struct {
 func newSocket(p identity.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
 		p: p, user: p.UserID, closes: closes,
-		send:     make(chan outMsg, cfg.SendBuffer),
-		ctrl:     make(chan []byte, 16),
+		sendCap:  cfg.SendBuffer,
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -136,10 +138,17 @@ func (k *socket) close(why closeReason) {
 	k.wakeWriter()
 }
 
+// ctrlCap bounds the replies waiting for a socket's writer.
+const ctrlCap = 16
+
 // wakeWriter starts a writer for what was just queued, unless one runs.
 func (k *socket) wakeWriter() {
 	k.wmu.Lock()
 	defer k.wmu.Unlock()
+	k.wakeWriterLocked()
+}
+
+func (k *socket) wakeWriterLocked() {
 	if k.writerOn || k.writerEnded || k.runWriter == nil {
 		return
 	}
@@ -151,17 +160,52 @@ func (k *socket) wakeWriter() {
 	}()
 }
 
-// writerIdle reports whether the writer may exit: nothing is queued and
-// the socket is not closing. A producer that queues after this check
-// finds no writer running and starts one.
-func (k *socket) writerIdle() bool {
+// next takes the next message to write, a reply before an event, and
+// how many events stay queued. When nothing is queued it returns ok false
+// and the writer is off: a producer that queues later starts another.
+func (k *socket) next() (m outMsg, reply bool, left int, ok bool) {
 	k.wmu.Lock()
 	defer k.wmu.Unlock()
-	if len(k.send) > 0 || len(k.ctrl) > 0 || k.isClosing() {
-		return false
+	if b, ok := k.takeReplyLocked(); ok {
+		return outMsg{data: b}, true, len(k.send), true
 	}
-	k.writerOn = false
-	return true
+	if len(k.send) == 0 {
+		k.writerOn = false
+		return outMsg{}, false, 0, false
+	}
+	m = k.send[0]
+	k.send[0] = outMsg{}
+	if k.send = k.send[1:]; len(k.send) == 0 {
+		k.send = nil
+	}
+	return m, false, len(k.send), true
+}
+
+func (k *socket) takeReplyLocked() ([]byte, bool) {
+	if len(k.ctrl) == 0 {
+		return nil, false
+	}
+	b := k.ctrl[0]
+	k.ctrl[0] = nil
+	if k.ctrl = k.ctrl[1:]; len(k.ctrl) == 0 {
+		k.ctrl = nil
+	}
+	return b, true
+}
+
+// sendFull reports whether k has no room for another event.
+func (k *socket) sendFull() bool {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	return len(k.send) >= k.sendCap
+}
+
+// queueLocked queues m; k.wmu is held and there is room.
+func (k *socket) queueLocked(m outMsg) {
+	if k.send == nil {
+		k.send = make([]outMsg, 0, min(8, k.sendCap))
+	}
+	k.send = append(k.send, m)
 }
 
 func (k *socket) isClosing() bool {
@@ -189,19 +233,20 @@ func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time
 		k.markBehind(now)
 		return
 	}
-	defer k.wakeWriter()
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	defer k.wakeWriterLocked()
 	for _, m := range msgs {
 		if m.seq <= cur {
 			continue
 		}
-		select {
-		case k.send <- m:
-			cur = m.seq
-			k.cursor.Store(cur)
-		default:
+		if len(k.send) >= k.sendCap {
 			k.markBehind(now)
 			return
 		}
+		k.queueLocked(m)
+		cur = m.seq
+		k.cursor.Store(cur)
 	}
 	if !more {
 		k.behindSince.Store(0)
@@ -211,25 +256,24 @@ func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time
 // offerDisposable queues msg unless the buffer is more than half full, so
 // that disposable messages never crowd out stored events.
 func (k *socket) offerDisposable(msg []byte) bool {
-	if k.isClosing() || len(k.send) > cap(k.send)/2 {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.isClosing() || len(k.send) > k.sendCap/2 {
 		return false
 	}
-	select {
-	case k.send <- outMsg{data: msg}:
-		k.wakeWriter()
-		return true
-	default:
-		return false
-	}
+	k.queueLocked(outMsg{data: msg})
+	k.wakeWriterLocked()
+	return true
 }
 
 // reply queues a message to the client; a client that does not read its
 // replies loses them.
 func (k *socket) reply(b []byte) {
-	select {
-	case k.ctrl <- b:
-		k.wakeWriter()
-	default:
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if len(k.ctrl) < ctrlCap {
+		k.ctrl = append(k.ctrl, b)
+		k.wakeWriterLocked()
 	}
 }
 
@@ -444,35 +488,25 @@ func (s *Service) writeLoop(ctx context.Context, k *socket, replay bool) {
 		}
 	}
 	for {
-		select {
-		case <-k.closing:
+		if k.isClosing() {
 			s.endWriter(k)
 			return
-		default:
 		}
-		select {
-		case <-k.closing:
+		m, reply, left, ok := k.next()
+		if !ok {
+			return
+		}
+		if !s.write(ctx, k, m.data) {
 			s.endWriter(k)
 			return
-		case b := <-k.ctrl:
-			if !s.write(ctx, k, b) {
-				s.endWriter(k)
-				return
-			}
-		case m := <-k.send:
-			if !s.write(ctx, k, m.data) {
-				s.endWriter(k)
-				return
-			}
-			s.written(k, m)
-			// A socket that fell behind asks for the rest once it has room.
-			if k.behindSince.Load() != 0 && len(k.send) <= cap(k.send)/2 && k.kickPending.CompareAndSwap(false, true) {
-				s.hub.markDirty(k.user)
-			}
-		default:
-			if k.writerIdle() {
-				return
-			}
+		}
+		if reply {
+			continue
+		}
+		s.written(k, m)
+		// A socket that fell behind asks for the rest once it has room.
+		if k.behindSince.Load() != 0 && left <= k.sendCap/2 && k.kickPending.CompareAndSwap(false, true) {
+			s.hub.markDirty(k.user)
 		}
 	}
 }
@@ -490,13 +524,14 @@ func (s *Service) endWriter(k *socket) {
 // flushReplies writes the replies already queued.
 func (s *Service) flushReplies(ctx context.Context, k *socket) bool {
 	for {
-		select {
-		case b := <-k.ctrl:
-			if !s.write(ctx, k, b) {
-				return false
-			}
-		default:
+		k.wmu.Lock()
+		b, ok := k.takeReplyLocked()
+		k.wmu.Unlock()
+		if !ok {
 			return true
+		}
+		if !s.write(ctx, k, b) {
+			return false
 		}
 	}
 }
