@@ -64,7 +64,8 @@ func (in FixInput) fix() (Fix, error) {
 // the same errors as before. Like encoding/json, the last of repeated
 // keys wins.
 func scanFix(raw []byte) (in FixInput, ok bool) {
-	var lat, lng, speed, heading float64
+	nums := new([4]float64) // one allocation for the four fields
+	lat, lng, speed, heading := &nums[0], &nums[1], &nums[2], &nums[3]
 	num := func(val []byte, dst *float64, field **float64) bool {
 		v, err := strconv.ParseFloat(string(val), 64)
 		if err != nil {
@@ -94,13 +95,13 @@ func scanFix(raw []byte) (in FixInput, ok bool) {
 		}
 		switch string(key) {
 		case "lat":
-			return num(val, &lat, &in.Lat)
+			return num(val, lat, &in.Lat)
 		case "lng":
-			return num(val, &lng, &in.Lng)
+			return num(val, lng, &in.Lng)
 		case "speed_mps":
-			return num(val, &speed, &in.SpeedMps)
+			return num(val, speed, &in.SpeedMps)
 		case "heading":
-			return num(val, &heading, &in.Heading)
+			return num(val, heading, &in.Heading)
 		}
 		return false
 	})
