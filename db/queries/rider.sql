@@ -66,6 +66,9 @@ RETURNING r.*;
 
 -- name: WaitingDemand :many
 -- Where riders wait: each station and destination area with at least one
--- waiting request (read from ride_requests_waiting_idx).
-SELECT DISTINCT station_id, destination_area_id FROM ride_requests
-WHERE status = 'waiting';
+-- waiting request, and the earliest arrival time there (read from
+-- ride_requests_waiting_idx).
+SELECT station_id, destination_area_id, min(arrival_time)::timestamptz AS earliest_arrival
+FROM ride_requests
+WHERE status = 'waiting'
+GROUP BY station_id, destination_area_id;

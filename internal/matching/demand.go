@@ -10,10 +10,12 @@ import (
 	"github.com/lastmile/lastmile/internal/rider"
 )
 
-// demand is this replica's view of where riders wait: the stations and
-// destination areas with at least one waiting request. An approach where
-// it says nobody waits is parked instead of matched, and costs no Postgres
-// round trip; most approaches are of this kind.
+// demand is this replica's view of where riders wait: for each station and
+// destination area with a waiting request, the earliest arrival time
+// there. An approach that no rider waiting there could take (nobody waits,
+// or everyone arrives later than the driver's ETA plus Config.Grace, the
+// rule rider.LockWaiting applies) is parked instead of matched, and costs
+// no Postgres round trip; most approaches are of this kind.
 //
 // The view may say "maybe" wrongly (a request matched or cancelled since
 // the last read), never "nobody" wrongly for longer than one refresh:
@@ -28,46 +30,53 @@ import (
 type demand struct {
 	staleAfter time.Duration
 	maxParked  time.Duration // a parked approach older than this is dropped
+	grace      time.Duration // Config.Grace
 
 	mu      sync.Mutex
-	readAt  time.Time // when the read behind waiting began; zero: never read
-	waiting map[rider.Demand]struct{}
-	added   map[rider.Demand]time.Time // created here, with when; kept across reads begun before
-	parked  map[uuid.UUID]queued       // the newest parked approach of each driver
+	readAt  time.Time               // when the read behind waiting began; zero: never read
+	waiting map[demandKey]time.Time // earliest arrival
+	added   map[demandKey]localRequest
+	parked  map[uuid.UUID]queued // the newest parked approach of each driver
 }
 
-func newDemand(every, maxParked time.Duration) *demand {
+type demandKey struct{ station, area string }
+
+// localRequest is the earliest arrival of the requests created here at a
+// station and area since the last read, and when the latest was added.
+type localRequest struct {
+	arrival, at time.Time
+}
+
+func newDemand(every, maxParked, grace time.Duration) *demand {
 	return &demand{
-		staleAfter: 4 * every, maxParked: maxParked,
-		waiting: map[rider.Demand]struct{}{}, added: map[rider.Demand]time.Time{}, parked: map[uuid.UUID]queued{},
+		staleAfter: 4 * every, maxParked: maxParked, grace: grace,
+		waiting: map[demandKey]time.Time{}, added: map[demandKey]localRequest{}, parked: map[uuid.UUID]queued{},
 	}
 }
 
-func demandOf(q queued) rider.Demand {
-	return rider.Demand{StationID: q.StationID, DestinationAreaID: q.DestinationAreaID}
-}
-
-// maybeLocked says whether a rider may wait for d; d.mu is held.
-func (d *demand) maybeLocked(k rider.Demand, now time.Time) bool {
-	if d.readAt.IsZero() || now.Sub(d.readAt) > d.staleAfter {
+// maybeLocked says whether a rider waiting may take q; d.mu is held.
+func (d *demand) maybeLocked(q queued, now time.Time) bool {
+	if d.readAt.IsZero() || now.Sub(d.readAt) > d.staleAfter || q.ETA.IsZero() {
 		return true
 	}
-	if _, ok := d.waiting[k]; ok {
+	latest := q.ETA.Add(d.grace)
+	k := demandKey{q.StationID, q.DestinationAreaID}
+	if arrival, ok := d.waiting[k]; ok && !arrival.After(latest) {
 		return true
 	}
-	_, ok := d.added[k]
-	return ok
+	l, ok := d.added[k]
+	return ok && !l.arrival.After(latest)
 }
 
-// park keeps q and returns true when nobody waits where it approaches;
-// else it returns false (and forgets an older parked approach of the same
+// park keeps q and returns true when no rider waiting could take it; else
+// it returns false (and forgets an older parked approach of the same
 // driver, since q replaces it). An approach that does not name the
 // driver's destination (read back from the positions table) is never
 // parked.
 func (d *demand) park(q queued, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if q.DestinationAreaID == "" || d.maybeLocked(demandOf(q), now) {
+	if q.DestinationAreaID == "" || d.maybeLocked(q, now) {
 		delete(d.parked, q.DriverID)
 		return false
 	}
@@ -76,26 +85,32 @@ func (d *demand) park(q queued, now time.Time) bool {
 }
 
 // add records a request created on this replica at now, and returns the
-// approaches parked where it waits.
-func (d *demand) add(k rider.Demand, now time.Time) []queued {
+// approaches parked that it may take.
+func (d *demand) add(r rider.Request, now time.Time) []queued {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.added[k] = now
+	k := demandKey{r.StationID, r.DestinationAreaID}
+	l, ok := d.added[k]
+	if !ok || r.ArrivalTime.Before(l.arrival) {
+		l.arrival = r.ArrivalTime
+	}
+	l.at = now
+	d.added[k] = l
 	return d.unparkLocked(now)
 }
 
 // install replaces the view with a read that began at readAt, keeping the
-// local requests added since, and returns the parked approaches where
-// riders now wait.
+// local requests added since, and returns the parked approaches a rider
+// waiting may now take.
 func (d *demand) install(rows []rider.Demand, readAt time.Time) []queued {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	waiting := make(map[rider.Demand]struct{}, len(rows))
+	waiting := make(map[demandKey]time.Time, len(rows))
 	for _, r := range rows {
-		waiting[r] = struct{}{}
+		waiting[demandKey{r.StationID, r.DestinationAreaID}] = r.EarliestArrival
 	}
-	for k, at := range d.added {
-		if at.Before(readAt) { // committed before the read began: in it, or gone since
+	for k, l := range d.added {
+		if l.at.Before(readAt) { // all committed before the read began: in it, or gone since
 			delete(d.added, k)
 		}
 	}
@@ -111,7 +126,7 @@ func (d *demand) unparkLocked(now time.Time) []queued {
 		switch {
 		case now.Sub(q.At) > d.maxParked:
 			delete(d.parked, id)
-		case d.maybeLocked(demandOf(q), now):
+		case d.maybeLocked(q, now):
 			delete(d.parked, id)
 			out = append(out, q)
 		}

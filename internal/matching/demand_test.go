@@ -17,75 +17,103 @@ import (
 
 // The view never says "nobody" for a request it should know of: before
 // its first read, when its read is stale, for a request added here after
-// a read began, and it hands back the approaches parked where a rider
-// then asks.
+// a read began, for a rider eligible by arrival time; and it hands back
+// the approaches parked where a rider then asks.
 func TestDemandViewNeverSaysNobodyWrongly(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
-	hsr := rider.Demand{StationID: "hsr", DestinationAreaID: "kudlu-gate"}
-	btm := rider.Demand{StationID: "btm", DestinationAreaID: "kudlu-gate"}
-	approach := func(k rider.Demand, at time.Time) queued {
-		return queued{Approach: location.Approach{DriverID: uuid.New(), StationID: k.StationID, DestinationAreaID: k.DestinationAreaID, At: at}}
+	const grace = 5 * time.Minute
+	// A driver arrives a minute after its fix; riders arriving up to
+	// t0+6m are eligible.
+	approach := func(station string, at time.Time) queued {
+		return queued{Approach: location.Approach{DriverID: uuid.New(), StationID: station, DestinationAreaID: "kudlu-gate",
+			At: at, ETA: at.Add(time.Minute)}}
 	}
+	waiting := func(station string, arrival time.Time) rider.Demand {
+		return rider.Demand{StationID: station, DestinationAreaID: "kudlu-gate", EarliestArrival: arrival}
+	}
+	request := func(station string, arrival time.Time) rider.Request {
+		return rider.Request{StationID: station, DestinationAreaID: "kudlu-gate", ArrivalTime: arrival}
+	}
+	view := func() *demand { return newDemand(time.Second, time.Minute, grace) }
 
 	t.Run("maybe everywhere before the first read", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
-		if d.park(approach(hsr, t0), t0) {
+		if view().park(approach("hsr", t0), t0) {
 			t.Fatal("parked before the view was ever read")
 		}
 	})
-	t.Run("nobody where the read found nobody, maybe where it found a rider", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
-		d.install([]rider.Demand{btm}, t0)
-		if !d.park(approach(hsr, t0), t0) {
+	t.Run("nobody where nobody waits, maybe where an eligible rider waits", func(t *testing.T) {
+		d := view()
+		d.install([]rider.Demand{waiting("btm", t0.Add(6*time.Minute))}, t0)
+		if !d.park(approach("hsr", t0), t0) {
 			t.Error("hsr not parked though nobody waits there")
 		}
-		if d.park(approach(btm, t0), t0) {
-			t.Error("btm parked though a rider waits there")
+		if d.park(approach("btm", t0), t0) {
+			t.Error("btm parked though a rider arriving at ETA + grace waits there")
 		}
 	})
-	t.Run("an approach that does not name its destination is never parked", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
+	t.Run("nobody where every rider arrives after ETA plus grace", func(t *testing.T) {
+		d := view()
+		d.install([]rider.Demand{waiting("hsr", t0.Add(6*time.Minute+time.Second))}, t0)
+		if !d.park(approach("hsr", t0), t0) {
+			t.Error("not parked though the earliest rider arrives after ETA + grace")
+		}
+		if d.park(approach("hsr", t0.Add(2*time.Second)), t0.Add(2*time.Second)) {
+			t.Error("parked the driver's next approach, whose ETA + grace reaches the rider")
+		}
+	})
+	t.Run("an approach that does not name its destination or ETA is never parked", func(t *testing.T) {
+		d := view()
 		d.install(nil, t0)
-		if d.park(approach(rider.Demand{StationID: "hsr"}, t0), t0) {
+		q := approach("hsr", t0)
+		q.DestinationAreaID = ""
+		if d.park(q, t0) {
 			t.Error("parked an approach with no destination")
+		}
+		q = approach("hsr", t0)
+		q.ETA = time.Time{}
+		if d.park(q, t0) {
+			t.Error("parked an approach with no ETA")
 		}
 	})
 	t.Run("maybe everywhere once the last read is stale", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
+		d := view()
 		d.install(nil, t0)
-		if d.park(approach(hsr, t0), t0.Add(5*time.Second)) {
+		if d.park(approach("hsr", t0), t0.Add(5*time.Second)) {
 			t.Error("parked on a view read 5 s ago with reads due every second")
 		}
 	})
 	t.Run("a request added here survives a read that began before it", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
+		d := view()
 		d.install(nil, t0)
-		parked := approach(hsr, t0)
+		parked := approach("hsr", t0)
 		d.park(parked, t0)
-		back := d.add(hsr, t0.Add(200*time.Millisecond))
+		if back := d.add(request("hsr", t0.Add(time.Hour)), t0.Add(100*time.Millisecond)); len(back) != 0 {
+			t.Fatalf("a rider arriving in an hour took back %v", back)
+		}
+		back := d.add(request("hsr", t0.Add(2*time.Minute)), t0.Add(200*time.Millisecond))
 		if len(back) != 1 || back[0].DriverID != parked.DriverID {
 			t.Fatalf("add handed back %v, want the parked approach", back)
 		}
-		d.install(nil, t0.Add(100*time.Millisecond)) // began before the request committed
-		if d.park(approach(hsr, t0), t0.Add(300*time.Millisecond)) {
-			t.Error("parked at hsr after a rider asked there")
+		d.install(nil, t0.Add(150*time.Millisecond)) // began before the second request committed
+		if d.park(approach("hsr", t0), t0.Add(300*time.Millisecond)) {
+			t.Error("parked at hsr after an eligible rider asked there")
 		}
-		d.install(nil, t0.Add(300*time.Millisecond)) // began after: the request is gone (matched)
-		if !d.park(approach(hsr, t0), t0.Add(300*time.Millisecond)) {
+		d.install(nil, t0.Add(300*time.Millisecond)) // began after: the requests are gone (matched)
+		if !d.park(approach("hsr", t0), t0.Add(300*time.Millisecond)) {
 			t.Error("still maybe at hsr after a read that found nobody")
 		}
 	})
 	t.Run("a read that finds a rider hands back the approaches parked there", func(t *testing.T) {
-		d := newDemand(time.Second, time.Minute)
+		d := view()
 		d.install(nil, t0)
-		a, b := approach(hsr, t0), approach(btm, t0)
+		a, b := approach("hsr", t0), approach("btm", t0)
 		d.park(a, t0)
 		d.park(b, t0)
-		back := d.install([]rider.Demand{hsr}, t0.Add(500*time.Millisecond))
+		back := d.install([]rider.Demand{waiting("hsr", t0)}, t0.Add(500*time.Millisecond))
 		if len(back) != 1 || back[0].DriverID != a.DriverID {
 			t.Fatalf("handed back %v, want only the hsr approach", back)
 		}
-		if back := d.install([]rider.Demand{btm}, t0.Add(2*time.Minute)); len(back) != 0 {
+		if back := d.install([]rider.Demand{waiting("btm", t0)}, t0.Add(2*time.Minute)); len(back) != 0 {
 			t.Errorf("handed back %v, want none: the btm approach is too old to match", back)
 		}
 	})

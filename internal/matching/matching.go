@@ -147,7 +147,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 	s := &Service{
 		pool: pool, cfg: cfg, routes: routes, requests: requests, trips: trips, events: events, positions: positions, names: names,
 		logger: logger, now: time.Now, pending: map[uuid.UUID]queued{}, ready: make(chan uuid.UUID, cfg.QueueSize),
-		demand: newDemand(cfg.DemandEvery, cfg.OfflineAfter),
+		demand: newDemand(cfg.DemandEvery, cfg.OfflineAfter, cfg.Grace),
 		behind: map[string][]queued{},
 	}
 	s.m = metrics{
@@ -459,7 +459,7 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 // the request's station (as any replica saw it), so the request is matched
 // without waiting for the driver's next fix.
 func (s *Service) RequestCreated(ctx context.Context, r rider.Request) {
-	for _, q := range s.demand.add(rider.Demand{StationID: r.StationID, DestinationAreaID: r.DestinationAreaID}, s.now()) {
+	for _, q := range s.demand.add(r, s.now()) {
 		s.enqueue(q)
 	}
 	as, err := s.positions.Approaching(ctx, r.StationID)

@@ -267,14 +267,16 @@ func (s *Service) LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID 
 }
 
 // Demand is a station and destination area where at least one request
-// waits.
+// waits, and the earliest arrival time of those requests.
 type Demand struct {
 	StationID         string
 	DestinationAreaID string
+	EarliestArrival   time.Time
 }
 
 // WaitingDemand returns every station and destination area where at least
-// one request waits, as committed now (one index scan, no lock).
+// one request waits, with the earliest arrival time there, as committed
+// now (one index scan, no lock).
 func (s *Service) WaitingDemand(ctx context.Context) ([]Demand, error) {
 	rows, err := s.q.WaitingDemand(ctx)
 	if err != nil {
