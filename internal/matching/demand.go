@@ -20,7 +20,11 @@ import (
 // The view may say "maybe" wrongly (a request matched or cancelled since
 // the last read), never "nobody" wrongly for longer than one refresh:
 //   - it answers "maybe" everywhere until its first read, and again when
-//     its last read began more than staleAfter ago (Postgres unreachable);
+//     its last read began more than staleAfter (60 refresh periods) ago,
+//     should reads keep failing. Not sooner: a read that waits behind busy
+//     connections is late, not wrong, and answering "maybe" then would
+//     send every approach to a transaction just when the pool is busiest;
+//     the parked approaches are offered again by the read when it lands;
 //   - a request created on this replica is added at once (RequestCreated),
 //     and kept across a read that began before it committed;
 //   - a request created on another replica, or handed back to waiting, is
@@ -49,7 +53,7 @@ type localRequest struct {
 
 func newDemand(every, maxParked, grace time.Duration) *demand {
 	return &demand{
-		staleAfter: 4 * every, maxParked: maxParked, grace: grace,
+		staleAfter: 60 * every, maxParked: maxParked, grace: grace,
 		waiting: map[demandKey]time.Time{}, added: map[demandKey]localRequest{}, parked: map[uuid.UUID]queued{},
 	}
 }

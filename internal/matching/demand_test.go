@@ -78,8 +78,11 @@ func TestDemandViewNeverSaysNobodyWrongly(t *testing.T) {
 	t.Run("maybe everywhere once the last read is stale", func(t *testing.T) {
 		d := view()
 		d.install(nil, t0)
-		if d.park(approach("hsr", t0), t0.Add(5*time.Second)) {
-			t.Error("parked on a view read 5 s ago with reads due every second")
+		if !d.park(approach("hsr", t0), t0.Add(5*time.Second)) {
+			t.Error("not parked on a view read 5 s ago: a late read is not a wrong one")
+		}
+		if d.park(approach("hsr", t0.Add(61*time.Second)), t0.Add(61*time.Second)) {
+			t.Error("parked on a view read 61 s ago with reads due every second")
 		}
 	})
 	t.Run("a request added here survives a read that began before it", func(t *testing.T) {
