@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lastmile/lastmile/internal/location"
 	"github.com/lastmile/lastmile/internal/rider"
 )
 
@@ -86,6 +87,15 @@ func (d *demand) park(q queued, now time.Time) bool {
 	}
 	d.parked[q.DriverID] = q
 	return true
+}
+
+// maybe says whether a rider waiting may take a, an approach of a driver
+// whose route goes to area.
+func (d *demand) maybe(a location.Approach, area string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a.DestinationAreaID = area
+	return d.maybeLocked(queued{Approach: a}, now)
 }
 
 // add records a request created on this replica at now, and returns the

@@ -204,3 +204,36 @@ func TestDemandRequestHereUnparksAtOnce(t *testing.T) {
 		t.Fatalf("%d approaches queued after the request, want the parked one", len(w.match.ready))
 	}
 }
+
+// A new request offers every driver approaching its station, as read back
+// from driver_positions, which does not say where each goes; a driver
+// whose route goes elsewhere costs a route read, but no transaction and
+// no turn at the station.
+func TestDemandSkipsApproachesReadBackForAnotherDestination(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	d := w.user(t, "driver")
+	route, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "agara", Seats: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.match.Request(ctx, w.user(t, "rider"), rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+		ArrivalTime: time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}); err != nil {
+		t.Fatal(err)
+	}
+	w.match.refreshDemand(ctx)
+	a := w.approach(d, route.ID)
+	a.DestinationAreaID = "" // as positions.Approaching gives it
+	res, err := w.match.Match(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped == "" {
+		t.Fatalf("Match = %+v, want skipped: the only rider waits for kudlu-gate, the route goes to agara", res)
+	}
+	a.DestinationAreaID, a.RouteID = "", route.ID
+	w.match.demand.add(rider.Request{StationID: "hsr", DestinationAreaID: "agara", ArrivalTime: time.Now()}, time.Now())
+	if res, err := w.match.Match(ctx, a); err != nil || res.Skipped != "" {
+		t.Fatalf("Match = %+v, %v; want a transaction once a rider for agara may wait", res, err)
+	}
+}

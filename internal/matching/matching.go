@@ -372,6 +372,13 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 	if why := skip(peek, a); why != "" {
 		return Result{Skipped: why}, nil
 	}
+	// An approach read back from driver_positions (a new request's lookup)
+	// does not name the driver's destination; now the route does. Where no
+	// rider waiting could take it, skip the transaction and the station's
+	// turn, which the request's own match may be waiting for.
+	if a.DestinationAreaID == "" && !s.demand.maybe(a, peek.DestinationAreaID, s.now()) {
+		return Result{Skipped: "no rider waiting there can take this route"}, nil
+	}
 	// Read before the transaction: never a second connection inside one.
 	name, err := s.names.Name(ctx, a.DriverID)
 	if err != nil {
