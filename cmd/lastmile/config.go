@@ -252,7 +252,7 @@ func (c *config) registerServe(fs *flagSet) {
 	fs.env("map-tiles", "LASTMILE_MAP_TILES")
 	fs.IntVar(&c.signupLimit, "signup-limit", 10, "sign-ups per client address a minute (0: off)")
 	fs.env("signup-limit", "LASTMILE_SIGNUP_LIMIT")
-	fs.IntVar(&c.signinLimit, "signin-limit", 10, "sign-in attempts per client address a minute (0: off; the per-email limit stays)")
+	fs.IntVar(&c.signinLimit, "signin-limit", 10, "checked sign-in attempts per client address a minute (0: off; 5 wrong passwords per address and email stay refused)")
 	fs.env("signin-limit", "LASTMILE_SIGNIN_LIMIT")
 }
 

@@ -289,7 +289,18 @@ func TestSocketRefusesBinaryAndInvalidUTF8(t *testing.T) {
 			if err := ws.Conn().Write(ctx, tc.typ, tc.data); err != nil {
 				t.Fatal(err)
 			}
-			for range ws.Messages() {
+			// The server must close the socket; reading on would wait forever.
+			deadline := time.After(10 * time.Second)
+		drain:
+			for {
+				select {
+				case _, open := <-ws.Messages():
+					if !open {
+						break drain
+					}
+				case <-deadline:
+					t.Fatalf("the socket is still open 10 s after the message, want it closed with %d", tc.want)
+				}
 			}
 			if got := websocket.CloseStatus(ws.Err()); got != tc.want {
 				t.Fatalf("closed with %d (%v), want %d", got, ws.Err(), tc.want)
