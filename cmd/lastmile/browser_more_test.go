@@ -59,8 +59,14 @@ func TestBrowserSignInErrorsAndSession(t *testing.T) {
 	p.axe("sign-in screen with an error")
 	p.shot("signin", phone)
 	p.shot("signin", desktop)
-	p.fill("#f-password", "a long password")
-	p.click(`form button[type="submit"]`)
+	// By keyboard alone: Tab from the email to the password, Enter signs in.
+	p.fill("#f-email", email)
+	p.do(chromedp.KeyEvent("\t"))
+	if !eval[bool](p, `document.activeElement === document.querySelector("#f-password")`) {
+		t.Fatal("Tab from the email field does not reach the password field")
+	}
+	p.do(chromedp.KeyEvent("a long password"))
+	p.do(chromedp.KeyEvent("\r"))
 	p.wait("the rider screen", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
 
 	// A request nobody takes expires, and the page says what to do next.
