@@ -120,19 +120,14 @@ func (lm *lastMile) start(ctx context.Context) (*proc, error) {
 	}
 }
 
-// postgresCPU is the CPU time of the private Postgres: the postmaster,
-// its living backends and those it reaped.
-func (lm *lastMile) postgresCPU() float64 {
-	pid, err := postmasterPID(filepath.Join(lm.dir, "pg"))
-	if err != nil {
-		return 0
-	}
-	return treeCPUSeconds(pid)
+// postgresMeter measures the CPU time of the private Postgres.
+func (lm *lastMile) postgresMeter() *treeMeter {
+	return newTreeMeter(func() (int, error) { return postmasterPID(filepath.Join(lm.dir, "pg")) })
 }
 
 // scrape reads the server's /metrics into name{labels} → value.
 func (lm *lastMile) scrape(ctx context.Context) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lm.metrics+"/metrics", nil)
 	if err != nil {

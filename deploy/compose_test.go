@@ -60,7 +60,7 @@ func TestComposeMatchesTheManifests(t *testing.T) {
 		if s.Image != c.Image || !slices.Equal(s.Command, c.Args) {
 			t.Errorf("%s runs %s %v, the Deployment %s %v", name, s.Image, s.Command, c.Image, c.Args)
 		}
-		for _, k := range []string{"LASTMILE_ADDR", "LASTMILE_LOG_FORMAT", "LASTMILE_DRAIN_DELAY", "LASTMILE_SHUTDOWN_TIMEOUT", "LASTMILE_DB_MAX_CONNS"} {
+		for _, k := range []string{"LASTMILE_ADDR", "LASTMILE_METRICS_ADDR", "LASTMILE_LOG_FORMAT", "LASTMILE_DRAIN_DELAY", "LASTMILE_SHUTDOWN_TIMEOUT", "LASTMILE_DB_MAX_CONNS"} {
 			if s.Environment[k] != env[k].Value {
 				t.Errorf("%s: %s = %q, the Deployment says %q", name, k, s.Environment[k], env[k].Value)
 			}

@@ -323,10 +323,19 @@ func checkServerPod(t *testing.T, d *appsv1.Deployment) {
 	if env["DATABASE_URL"].ValueFrom == nil || env["DATABASE_URL"].ValueFrom.SecretKeyRef == nil {
 		t.Error("DATABASE_URL must come from a Secret")
 	}
-	// The listen address is the container port.
+	// The listen addresses are the container ports, and Prometheus is told
+	// the metrics one.
 	_, port, _ := strings.Cut(env["LASTMILE_ADDR"].Value, ":")
-	if len(c.Ports) != 1 || strconv.Itoa(int(c.Ports[0].ContainerPort)) != port || c.Ports[0].Name != "http" {
-		t.Errorf("container ports %+v, want one named http on LASTMILE_ADDR's port %s", c.Ports, port)
+	_, mport, _ := strings.Cut(env["LASTMILE_METRICS_ADDR"].Value, ":")
+	ports := map[string]string{}
+	for _, p := range c.Ports {
+		ports[p.Name] = strconv.Itoa(int(p.ContainerPort))
+	}
+	if len(c.Ports) != 2 || ports["http"] != port || ports["metrics"] != mport || port == mport {
+		t.Errorf("container ports %+v, want http on LASTMILE_ADDR's port %s and metrics on LASTMILE_METRICS_ADDR's %s", c.Ports, port, mport)
+	}
+	if a := d.Spec.Template.Annotations; a["prometheus.io/port"] != mport || a["prometheus.io/path"] != "/metrics" {
+		t.Errorf("Prometheus annotations %v, want /metrics on port %s", a, mport)
 	}
 	// Probes: the paths the server serves, on its port.
 	serve := string(read(t, "../cmd/lastmile/serve.go"))

@@ -14,6 +14,7 @@ import (
 	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/location"
 	"github.com/lastmile/lastmile/internal/matching"
 	"github.com/lastmile/lastmile/internal/notify"
@@ -42,7 +43,7 @@ type app struct {
 	location   *location.Service
 	positions  *location.Positions
 	matching   *matching.Service
-	idempotent *httpx.Idempotency
+	idempotent *idempotency.Store
 	openapi    []byte
 	web        *web.App
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
@@ -83,7 +84,7 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
 	}, routeSource{a.drivers, a.stations, a.trips}, a.matching, a.notify, log("location"), reg)
 	a.notify.Handle("location", a.location.HandleMessage)
-	a.idempotent = httpx.NewIdempotency(pool, log("httpx"), httpx.IdempotencyConfig{})
+	a.idempotent = idempotency.New(pool, log("idempotency"), idempotency.Config{})
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 
@@ -107,7 +108,7 @@ func (a *app) start(ctx context.Context) error {
 // mount adds every domain's routes to r.
 func (a *app) mount(r chi.Router) {
 	requireAuth := httpx.RequireAuth(a.tokens)
-	idem := a.idempotent.Middleware
+	idem := httpx.Idempotent(a.idempotent)
 	httpx.ServeOpenAPI(r, a.openapi)
 	user.NewHandler(a.users).Routes(r, requireAuth)
 	station.NewHandler(a.stations).Routes(r, requireAuth, idem)

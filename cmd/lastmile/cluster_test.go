@@ -42,10 +42,11 @@ type cluster struct {
 
 // replicaProc is one running (or stopped) lastmile serve process.
 type replicaProc struct {
-	name string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	name        string
+	port        int
+	metricsPort int
+	cmd         *exec.Cmd
+	done        chan struct{}
 }
 
 // clusterFlags are the replicas' settings: drained quickly, the sign-up
@@ -94,7 +95,7 @@ func newCluster(tb testing.TB, n int) *cluster {
 	c.dbURL = c.pg.URL
 
 	for i := range n {
-		r := &replicaProc{name: fmt.Sprintf("r%d", i+1), port: freePort(tb)}
+		r := &replicaProc{name: fmt.Sprintf("r%d", i+1), port: freePort(tb), metricsPort: freePort(tb)}
 		c.replicas = append(c.replicas, r)
 		c.start(r)
 	}
@@ -214,7 +215,8 @@ func (r *replicaProc) url() string { return fmt.Sprintf("http://127.0.0.1:%d", r
 // start runs r's process (again).
 func (c *cluster) start(r *replicaProc) {
 	c.tb.Helper()
-	args := append([]string{"serve", "--addr", fmt.Sprintf("127.0.0.1:%d", r.port), "--database", c.dbURL}, clusterFlags...)
+	args := append([]string{"serve", "--addr", fmt.Sprintf("127.0.0.1:%d", r.port), "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", r.metricsPort),
+		"--database", c.dbURL}, clusterFlags...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL=")
 	out := logFile(c.tb, filepath.Join(c.dir, r.name+".log"))
@@ -298,7 +300,7 @@ func (c *cluster) close() {
 func (c *cluster) scrape(name string) float64 {
 	var sum float64
 	for _, r := range c.replicas {
-		resp, err := http.Get(r.url() + "/metrics")
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.metricsPort))
 		if err != nil {
 			continue
 		}

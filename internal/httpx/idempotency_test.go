@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
@@ -62,7 +63,7 @@ func widgets(pool *pgxpool.Pool, hook func(stage string, tx pgx.Tx)) http.Handle
 				return fmt.Errorf("insert widget: %w", err)
 			}
 			hook("before-answer", tx)
-			return httpx.StoreCreated(ctx, tx, out)
+			return idempotency.StoreCreated(ctx, tx, out)
 		})
 		if err != nil {
 			httpx.Error(w, r, err)
@@ -77,8 +78,8 @@ func widgets(pool *pgxpool.Pool, hook func(stage string, tx pgx.Tx)) http.Handle
 // with the given lease, on ln.
 func serveWidgets(pool *pgxpool.Pool, user uuid.UUID, lease time.Duration, ln net.Listener, hook func(string, pgx.Tx)) *http.Server {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	idem := httpx.NewIdempotency(pool, logger, httpx.IdempotencyConfig{Lease: lease})
-	h := idem.Middleware(widgets(pool, hook))
+	store := idempotency.New(pool, logger, idempotency.Config{Lease: lease})
+	h := httpx.Idempotent(store)(widgets(pool, hook))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(identity.WithPrincipal(r.Context(), identity.Principal{UserID: user, Role: identity.RoleDriver})))
 	})}

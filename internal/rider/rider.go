@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
@@ -140,7 +140,7 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 			return err
 		}
 		req = toRequest(row)
-		return httpx.StoreCreated(ctx, tx, req)
+		return idempotency.StoreCreated(ctx, tx, req)
 	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station/internal/stationdb"
 )
@@ -147,7 +147,7 @@ func (s *Service) Create(ctx context.Context, in StationInput) (Station, error) 
 		if err != nil {
 			return Station{}, err
 		}
-		return list[0], httpx.StoreCreated(ctx, tx, list[0])
+		return list[0], idempotency.StoreCreated(ctx, tx, list[0])
 	})
 }
 
@@ -256,7 +256,7 @@ func (s *Service) CreateArea(ctx context.Context, stationID string, in AreaInput
 		if err := insertArea(ctx, q, stationID, a); err != nil {
 			return err
 		}
-		return httpx.StoreCreated(ctx, tx, a)
+		return idempotency.StoreCreated(ctx, tx, a)
 	})
 	if err != nil {
 		return Area{}, err
