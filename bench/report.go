@@ -129,7 +129,12 @@ func printTables(w io.Writer, rep *Report) {
 	}
 }
 
-func load(r Row) string { return fmt.Sprintf("%d × %g", r.Drivers, r.Rate) }
+func load(r Row) string {
+	if r.Scaled {
+		return fmt.Sprintf("%d × %g, scaled", r.Drivers, r.Rate)
+	}
+	return fmt.Sprintf("%d × %g", r.Drivers, r.Rate)
+}
 
 func riders(r Row) string {
 	if r.System != "lastmile" {
