@@ -28,6 +28,7 @@ type instance struct {
 	dial       dialer
 	absorbed   func(ctx context.Context) (accepted, rejected float64, view map[string]float64, err error)
 	backendCPU func() float64 // Redis or Postgres CPU seconds so far; nil: none
+	meter      *treeMeter     // samples backendCPU's processes while the sockets are open; nil: none
 	trial      func(ctx context.Context, st station, k int) (ms float64, kind string, err error)
 }
 
@@ -72,6 +73,9 @@ type Row struct {
 	// rates per second of approaches, match transactions by result and
 	// positions written, and mean approach-to-commit and delivery times.
 	Server map[string]float64 `json:"server_view,omitempty"`
+
+	// Error says why a system could not be measured at this load.
+	Error string `json:"error,omitempty"`
 }
 
 // Report is the whole run.
@@ -162,8 +166,13 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			rows, err := e.measure(ctx, sys, n, o.rates, base, trialStations, o.riders)
 			rep.Rows = append(rep.Rows, rows...)
 			if err != nil {
-				e.finish(rep, start)
-				return fmt.Errorf("%s with %d drivers: %w", sys, n, err)
+				if ctx.Err() != nil {
+					e.finish(rep, start)
+					return err
+				}
+				// One failed system does not end the sitting: note it, go on.
+				logf(stderr, "%s with %d drivers failed: %v", sys, n, err)
+				rep.Rows = append(rep.Rows, Row{System: sys, Drivers: n, Stations: len(base), Error: err.Error()})
 			}
 		}
 	}
@@ -183,8 +192,12 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			}
 			rep.Rows = append(rep.Rows, rows...)
 			if err != nil {
-				e.finish(rep, start)
-				return fmt.Errorf("%s, scaled: %w", sys, err)
+				if ctx.Err() != nil {
+					e.finish(rep, start)
+					return err
+				}
+				logf(stderr, "%s, scaled, failed: %v", sys, err)
+				rep.Rows = append(rep.Rows, Row{System: sys, Drivers: o.scaleDrivers, Rate: o.scaleRate, Stations: len(all), Scaled: true, Error: err.Error()})
 			}
 		}
 	}
@@ -379,13 +392,15 @@ func (e *env) start(ctx context.Context, sys string, stations []station) (*insta
 			return nil, err
 		}
 		lm := e.lm
+		meter := lm.postgresMeter()
 		return &instance{
-			proc: p,
+			meter: meter,
+			proc:  p,
 			dial: func(ctx context.Context, i int) (*websocket.Conn, error) {
 				return lm.dial(ctx, lm.drivers[i].Token)
 			},
 			absorbed:   lm.fixesAccepted,
-			backendCPU: lm.postgresCPU,
+			backendCPU: meter.total,
 			trial: func(ctx context.Context, st station, k int) (float64, string, error) {
 				return lm.trial(ctx, st, k, e.o.lead, e.o.trialTimeout)
 			},
@@ -465,6 +480,12 @@ func (e *env) measure(ctx context.Context, sys string, n int, rates []float64, s
 		return nil, err
 	}
 	defer in.proc.stop()
+	if in.meter != nil {
+		mctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); in.meter.run(mctx, 250*time.Millisecond) }()
+		defer func() { stop(); <-done }()
+	}
 	sleep(ctx, time.Second)
 	pid := in.proc.pid()
 	rss0 := rssBytes(pid)
@@ -519,7 +540,12 @@ func (e *env) snapshot(ctx context.Context, in *instance, cnt *counters) (snap, 
 	s.busy, _ = machineBusy()
 	s.sent, s.sendErrs, s.late = cnt.sent.Load(), cnt.sendErrs.Load(), cnt.late.Load()
 	var err error
-	s.accepted, s.rejected, s.view, err = in.absorbed(ctx)
+	for attempt := range 3 { // a starved server may answer late; do not lose the sitting to it
+		if s.accepted, s.rejected, s.view, err = in.absorbed(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+		logf(e.stderr, "reading the server's count (attempt %d): %v", attempt+1, err)
+	}
 	return s, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,19 +121,14 @@ func (lm *lastMile) start(ctx context.Context) (*proc, error) {
 	}
 }
 
-// postgresCPU is the CPU time of the private Postgres: the postmaster,
-// its living backends and those it reaped.
-func (lm *lastMile) postgresCPU() float64 {
-	pid, err := postmasterPID(filepath.Join(lm.dir, "pg"))
-	if err != nil {
-		return 0
-	}
-	return treeCPUSeconds(pid)
+// postgresMeter measures the CPU time of the private Postgres.
+func (lm *lastMile) postgresMeter() *treeMeter {
+	return newTreeMeter(func() (int, error) { return postmasterPID(filepath.Join(lm.dir, "pg")) })
 }
 
 // scrape reads the server's /metrics into name{labels} → value.
 func (lm *lastMile) scrape(ctx context.Context) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+lm.metrics+"/metrics", nil)
 	if err != nil {
@@ -234,13 +230,26 @@ func (lm *lastMile) do(ctx context.Context, method, path, token string, body, ou
 
 // stations lists the catalog.
 func (lm *lastMile) stations(ctx context.Context) ([]station, error) {
-	var st struct {
-		Stations []station `json:"stations"`
+	var all []station
+	cursor := ""
+	for range 1000 { // pages, following next_cursor when the server pages
+		var st struct {
+			Stations   []station `json:"stations"`
+			NextCursor string    `json:"next_cursor"`
+		}
+		u := "http://" + lm.addr + "/api/v1/stations"
+		if cursor != "" {
+			u += "?cursor=" + url.QueryEscape(cursor)
+		}
+		if err := getJSON(ctx, lm.client, u, &st); err != nil {
+			return nil, err
+		}
+		all = append(all, st.Stations...)
+		if cursor = st.NextCursor; cursor == "" {
+			return all, nil
+		}
 	}
-	if err := getJSON(ctx, lm.client, "http://"+lm.addr+"/api/v1/stations", &st); err != nil {
-		return nil, err
-	}
-	return st.Stations, nil
+	return nil, errors.New("the station list does not end")
 }
 
 // checkCatalog makes sure the server's catalog holds stations exactly

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -49,19 +51,61 @@ func cpuSeconds(pid int) float64 {
 	return s.utime + s.stime
 }
 
-// treeCPUSeconds is the CPU time of a process and of all its children:
-// living children are read directly; children that exited are counted in
-// the parent's cutime/cstime once reaped (as Postgres reaps its backends).
-func treeCPUSeconds(pid int) float64 {
-	root, err := readStat(pid)
+// treeMeter measures the CPU time of a process tree (a Postgres cluster:
+// the postmaster and its backends) by sampling: it remembers the latest
+// CPU time of every process it has seen, so a backend that exits keeps
+// counting what it used until its last sample. (The parent's cutime is no
+// help: it was seen to go backwards under load.) A backend that lives
+// less than one sampling interval is missed; LastMile's are pooled.
+type treeMeter struct {
+	root func() (int, error)
+	mu   sync.Mutex
+	seen map[int]float64
+}
+
+func newTreeMeter(root func() (int, error)) *treeMeter {
+	return &treeMeter{root: root, seen: map[int]float64{}}
+}
+
+func (m *treeMeter) sample() {
+	pid, err := m.root()
 	if err != nil {
-		return 0
+		return
 	}
-	total := root.utime + root.stime + root.cutime + root.cstime
-	for _, child := range childrenOf(pid) {
-		total += cpuSeconds(child)
+	pids := append(childrenOf(pid), pid)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range pids {
+		if c := cpuSeconds(p); c > m.seen[p] {
+			m.seen[p] = c
+		}
 	}
-	return total
+}
+
+// total samples now and returns the CPU seconds of every process seen.
+func (m *treeMeter) total() float64 {
+	m.sample()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var t float64
+	for _, c := range m.seen {
+		t += c
+	}
+	return t
+}
+
+// run samples every interval until ctx ends.
+func (m *treeMeter) run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.sample()
+		}
+	}
 }
 
 // childrenOf lists the living children of pid.

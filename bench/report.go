@@ -13,6 +13,10 @@ func printTables(w io.Writer, rep *Report) {
 	fmt.Fprintln(w, "| drivers × fixes/s | stations | riders waiting | system | offered fixes/s | absorbed fixes/s | CPU µs/fix (server + backend) | cores (server + backend) | load program cores | KiB/socket idle | KiB/socket busy | crossing → notification p50 / p99 (ok/trials) |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rep.Rows {
+		if r.Error != "" {
+			fmt.Fprintf(w, "| %s | %d | %s | %s | failed: %s |||||||\n", load(r), r.Stations, riders(r), r.System, strings.ReplaceAll(r.Error, "|", "/"))
+			continue
+		}
 		lat := "–"
 		if r.Trials > 0 {
 			lat = fmt.Sprintf("%.1f / %.1f ms (%d/%d)", r.P50, r.P99, r.TrialsOK, r.Trials)
@@ -125,7 +129,12 @@ func printTables(w io.Writer, rep *Report) {
 	}
 }
 
-func load(r Row) string { return fmt.Sprintf("%d × %g", r.Drivers, r.Rate) }
+func load(r Row) string {
+	if r.Scaled {
+		return fmt.Sprintf("%d × %g, scaled", r.Drivers, r.Rate)
+	}
+	return fmt.Sprintf("%d × %g", r.Drivers, r.Rate)
+}
 
 func riders(r Row) string {
 	if r.System != "lastmile" {

@@ -7,12 +7,14 @@ import (
 	"net/netip"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/driver"
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/location"
 	"github.com/lastmile/lastmile/internal/matching"
 	"github.com/lastmile/lastmile/internal/notify"
@@ -20,6 +22,7 @@ import (
 	"github.com/lastmile/lastmile/internal/station"
 	"github.com/lastmile/lastmile/internal/trip"
 	"github.com/lastmile/lastmile/internal/user"
+	"github.com/lastmile/lastmile/web"
 )
 
 var (
@@ -40,8 +43,9 @@ type app struct {
 	location   *location.Service
 	positions  *location.Positions
 	matching   *matching.Service
-	idempotent *httpx.Idempotency
+	idempotent *idempotency.Store
 	openapi    []byte
+	web        *web.App
 	// trustedProxies are the load balancers whose X-Forwarded-For is believed.
 	trustedProxies []netip.Prefix
 	// runners are the long-lived background components, each stopped by
@@ -56,11 +60,9 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 	// later: tokens before notify (which checks them) before users (whose
 	// sign-out closes notify's sockets); positions before matching before
 	// location (matching is where location's approaches go).
-	signup, signin, err := cfg.userLimits()
-	if err != nil {
-		return nil, err
-	}
+	signup, signin := cfg.userLimits()
 	a.tokens = user.NewTokens(pool)
+	var err error
 	a.notify, err = notify.New(pool, a.tokens, notify.Config{
 		Retention: cfg.eventRetention, AllowedOrigins: cfg.allowedOrigins,
 	}, log("notify"), reg)
@@ -82,10 +84,13 @@ func newApp(cfg config, pool *pgxpool.Pool, logger *slog.Logger, reg prometheus.
 		OfflineAfter: cfg.offlineAfter, Limits: location.Limits{MaxSpeedMps: cfg.maxSpeedKmh / 3.6}, ApproachEvery: cfg.approachEvery,
 	}, routeSource{a.drivers, a.stations, a.trips}, a.matching, a.notify, log("location"), reg)
 	a.notify.Handle("location", a.location.HandleMessage)
-	a.idempotent = httpx.NewIdempotency(pool, log("httpx"))
+	a.idempotent = idempotency.New(pool, log("idempotency"), idempotency.Config{})
 
 	a.runners = append(a.runners, a.users.Run, a.notify.Run, a.riders.Run, a.location.Run, a.matching.Run, a.idempotent.Run)
 
+	if a.web, err = web.New(cfg.mapTiles); err != nil {
+		return nil, err
+	}
 	a.openapi, err = httpx.OpenAPI(httpx.OpenAPIBase, user.OpenAPI, station.OpenAPI, notify.OpenAPI,
 		driver.OpenAPI, rider.OpenAPI, trip.OpenAPI, location.OpenAPI)
 	if err != nil {
@@ -103,15 +108,19 @@ func (a *app) start(ctx context.Context) error {
 // mount adds every domain's routes to r.
 func (a *app) mount(r chi.Router) {
 	requireAuth := httpx.RequireAuth(a.tokens)
-	idem := a.idempotent.Middleware
+	idem := httpx.Idempotent(a.idempotent)
 	httpx.ServeOpenAPI(r, a.openapi)
 	user.NewHandler(a.users).Routes(r, requireAuth)
 	station.NewHandler(a.stations).Routes(r, requireAuth, idem)
-	a.notify.Routes(r, requireAuth)
+	notify.NewHandler(a.notify).Routes(r, requireAuth)
 	driver.NewHandler(a.drivers, a.trips).Routes(r, requireAuth, idem)
 	rider.NewHandler(a.riders, a.matching, a.trips).Routes(r, requireAuth, idem)
 	trip.NewHandler(a.trips, a.positions).Routes(r, requireAuth)
 	location.NewHandler(a.location, a.positions).Routes(r, requireAuth)
+	r.Group(func(r chi.Router) {
+		r.Use(middleware.Compress(5))
+		a.web.Routes(r)
+	})
 }
 
 // goAway tells long-lived connections that the server is going away, and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 )
 
 var emailSeq atomic.Int64
@@ -97,145 +96,31 @@ func (c *client) must(want int, method, path string, body any) map[string]any {
 	return out
 }
 
-// event is a message from the socket.
-type event struct {
-	Type    string          `json:"type"`
-	Seq     int64           `json:"seq"`
-	Kind    string          `json:"kind"`
-	At      time.Time       `json:"at"`
-	Data    json.RawMessage `json:"data"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	// Recv is when the client read the message off the socket.
-	Recv time.Time `json:"-"`
-}
-
-// socket is a client's WebSocket, read in the background.
-type socket struct {
-	tb     testing.TB
-	conn   *websocket.Conn
-	msgs   chan event
-	cancel context.CancelFunc
-	// closeErr is why reading ended; set before msgs is closed.
-	closeErr error
+// mustWithin repeats a request, which must change nothing until it
+// succeeds, until it answers want, and fails the test after d: for rules
+// that allow something once some time has passed.
+func (c *client) mustWithin(d time.Duration, want int, method, path string, body any) map[string]any {
+	c.tb.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var out map[string]any
+		code := c.do(method, path, body, &out)
+		if code == want {
+			return out
+		}
+		if time.Now().After(deadline) {
+			c.tb.Fatalf("%s %s = %d %v for %s, want %d", method, path, code, out, d, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // connect opens the client's WebSocket with the given query (e.g. "since=0").
-func (c *client) connect(query string) *socket {
+func (c *client) connect(query string) *notifytest.Socket {
 	c.tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	u := strings.Replace(c.base, "http", "ws", 1) + "/api/v1/ws"
 	if query != "" {
 		u += "?" + query
 	}
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + c.token}}})
-	if err != nil {
-		cancel()
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		c.tb.Fatalf("dial websocket: %v (status %d)", err, status)
-	}
-	conn.SetReadLimit(1 << 20)
-	s := &socket{tb: c.tb, conn: conn, msgs: make(chan event, 1024), cancel: cancel}
-	go func() {
-		defer close(s.msgs)
-		for {
-			_, b, err := conn.Read(ctx)
-			if err != nil {
-				s.closeErr = err
-				return
-			}
-			var e event
-			if json.Unmarshal(b, &e) == nil {
-				e.Recv = time.Now()
-				s.msgs <- e
-			}
-		}
-	}()
-	c.tb.Cleanup(s.close)
-	return s
-}
-
-func (s *socket) close() {
-	s.conn.Close(websocket.StatusNormalClosure, "")
-	s.cancel()
-}
-
-func (s *socket) send(v any) {
-	s.tb.Helper()
-	b, _ := json.Marshal(v)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		s.tb.Fatalf("write to socket: %v", err)
-	}
-}
-
-// next waits for the next message of the given type and kind (kind "" is
-// any), skipping others, and fails the test after timeout.
-func (s *socket) next(typ, kind string, timeout time.Duration) event {
-	s.tb.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case e, ok := <-s.msgs:
-			if !ok {
-				s.tb.Fatalf("socket closed while waiting for %s %s", typ, kind)
-			}
-			if e.Type == typ && (kind == "" || e.Kind == kind) {
-				return e
-			}
-		case <-deadline:
-			s.tb.Fatalf("no %s %s message within %s", typ, kind, timeout)
-		}
-	}
-}
-
-// none fails the test if a message of the kind arrives within d.
-func (s *socket) none(kind string, d time.Duration) {
-	s.tb.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case e, ok := <-s.msgs:
-			if !ok {
-				return
-			}
-			if e.Kind == kind {
-				s.tb.Fatalf("unexpected %s event: %s", kind, e.Data)
-			}
-		case <-deadline:
-			return
-		}
-	}
-}
-
-// decode unmarshals an event's data.
-func decode[T any](tb testing.TB, e event) T {
-	tb.Helper()
-	var v T
-	if err := json.Unmarshal(e.Data, &v); err != nil {
-		tb.Fatalf("event %s data: %v: %s", e.Kind, err, e.Data)
-	}
-	return v
-}
-
-// poll returns the next message of kind within d, skipping others, or false.
-func (s *socket) poll(kind string, d time.Duration) (event, bool) {
-	deadline := time.After(d)
-	for {
-		select {
-		case e, ok := <-s.msgs:
-			if !ok {
-				return event{}, false
-			}
-			if e.Kind == kind {
-				return e, true
-			}
-		case <-deadline:
-			return event{}, false
-		}
-	}
+	return notifytest.Dial(c.tb, u, http.Header{"Authorization": {"Bearer " + c.token}})
 }

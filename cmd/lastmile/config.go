@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lmittmann/tint"
+
+	"github.com/lastmile/lastmile/web"
 )
 
 // config is everything `lastmile serve` and the tools can be told, by flag
@@ -41,6 +43,7 @@ type config struct {
 	maxSpeedKmh     float64
 	approachEvery   time.Duration
 	trustedProxies  []netip.Prefix
+	mapTiles        string
 	signupLimit     int
 	signinLimit     int
 	// onListen, when set, is told the address serve listens on (simulate
@@ -162,8 +165,15 @@ func (c *config) validate(fs *flagSet) error {
 	positive("offline-after", c.offlineAfter)
 	check("max-speed-kmh", c.maxSpeedKmh > 0 && c.maxSpeedKmh <= 1000, "must be above 0 and at most 1000")
 	positive("approach-every", c.approachEvery)
+	if _, err := web.TileOrigin(c.mapTiles); err != nil {
+		check("map-tiles", false, "must be an http(s) tile URL template with {z}, {x} and {y}, such as "+web.DefaultTiles)
+	}
 	check("signup-limit", c.signupLimit >= 0, "must be 0 (off) or more")
 	check("signin-limit", c.signinLimit >= 0, "must be 0 (off) or more")
+	if c.metricsAddr != "" {
+		_, _, err := net.SplitHostPort(c.metricsAddr)
+		check("metrics-addr", err == nil, "must be host:port or :port, such as 127.0.0.1:9090")
+	}
 	return errors.Join(errs...)
 }
 
@@ -238,29 +248,24 @@ func (c *config) registerServe(fs *flagSet) {
 		return nil
 	})
 	fs.env("trusted-proxies", "LASTMILE_TRUSTED_PROXIES")
+	fs.StringVar(&c.mapTiles, "map-tiles", web.DefaultTiles, "tile URL template for the web app's map ({z}, {x}, {y}; {s} for subdomains)")
+	fs.env("map-tiles", "LASTMILE_MAP_TILES")
 	fs.IntVar(&c.signupLimit, "signup-limit", 10, "sign-ups per client address a minute (0: off)")
 	fs.env("signup-limit", "LASTMILE_SIGNUP_LIMIT")
-	fs.IntVar(&c.signinLimit, "signin-limit", 10, "sign-in attempts per client address a minute (0: off; the per-email limit stays)")
+	fs.IntVar(&c.signinLimit, "signin-limit", 10, "checked sign-in attempts per client address a minute (0: off; 5 wrong passwords per address and email stay refused)")
 	fs.env("signin-limit", "LASTMILE_SIGNIN_LIMIT")
 }
 
-// userLimits turns the limit flags into the user domain's settings, where
-// a negative limit is off.
-func (c *config) userLimits() (signup, signinAddr int, err error) {
-	off := func(name string, n int) (int, error) {
-		switch {
-		case n < 0:
-			return 0, fmt.Errorf("--%s %d: want 0 (off) or more", name, n)
-		case n == 0:
-			return -1, nil
+// userLimits turns the limit flags (validated: 0 or more) into the user
+// domain's settings, where 0 is its default and a negative limit is off.
+func (c *config) userLimits() (signup, signinAddr int) {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
 		}
-		return n, nil
+		return n
 	}
-	if signup, err = off("signup-limit", c.signupLimit); err != nil {
-		return 0, 0, err
-	}
-	signinAddr, err = off("signin-limit", c.signinLimit)
-	return signup, signinAddr, err
+	return off(c.signupLimit), off(c.signinLimit)
 }
 
 // newLogger builds the logger the config asks for: tint text on a terminal,

@@ -33,6 +33,10 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{"log-level", "LASTMILE_LOG_LEVEL", "loud"},
 		{"log-format", "LASTMILE_LOG_FORMAT", "xml"},
 		{"database", "DATABASE_URL", "postgres://host:notaport/db"},
+		{"map-tiles", "LASTMILE_MAP_TILES", "https://tiles.example.com/{z}.png"},
+		{"signup-limit", "LASTMILE_SIGNUP_LIMIT", "-1"},
+		{"signin-limit", "LASTMILE_SIGNIN_LIMIT", "-1"},
+		{"metrics-addr", "LASTMILE_METRICS_ADDR", "9090"},
 	}
 	for _, tt := range tests {
 		for _, via := range []string{"flag", "env"} {

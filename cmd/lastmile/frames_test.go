@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -22,9 +23,9 @@ func TestTripFramesStayBoundedAsRidersComeAndGo(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the approach is written to Postgres within a second
 	// One rider stays in the trip, so that it lives while another comes and goes.
 	stays.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
-	first := decode[struct {
+	first := notifytest.Decode[struct {
 		Trip map[string]any `json:"trip"`
-	}](t, dws.next("event", "trip.assigned", 5*time.Second))
+	}](t, dws.NextOf("event", "trip.assigned", 5*time.Second))
 	tripID := first.Trip["id"].(string)
 	rws := rdr.connect("")
 
@@ -35,9 +36,9 @@ func TestTripFramesStayBoundedAsRidersComeAndGo(t *testing.T) {
 	var firstAssigned, lastAssigned int
 	for i := range 8 {
 		req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
-		rws.next("event", "ride.matched", 5*time.Second)
-		e := dws.next("event", "trip.assigned", 5*time.Second)
-		f := decode[frame](t, e)
+		rws.NextOf("event", "ride.matched", 5*time.Second)
+		e := dws.NextOf("event", "trip.assigned", 5*time.Second)
+		f := notifytest.Decode[frame](t, e)
 		if i == 0 {
 			firstAssigned = len(e.Data)
 		}
@@ -52,8 +53,8 @@ func TestTripFramesStayBoundedAsRidersComeAndGo(t *testing.T) {
 		}
 		lastAssigned = len(e.Data)
 		rdr.must(200, "POST", "/api/v1/ride-requests/"+req["id"].(string)+"/cancel", nil)
-		u := dws.next("event", "trip.updated", 5*time.Second)
-		uf := decode[frame](t, u)
+		u := dws.NextOf("event", "trip.updated", 5*time.Second)
+		uf := notifytest.Decode[frame](t, u)
 		if _, ok := uf.Trip["events"]; ok || len(uf.Changes) != 1 || uf.Changes[0]["kind"] != "rider_cancelled" || uf.Changes[0]["rider_id"] != rdr.id {
 			t.Fatalf("trip.updated after a cancel = %s, want the change (rider_cancelled by %s) and no history", u.Data, rdr.id)
 		}

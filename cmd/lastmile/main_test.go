@@ -64,7 +64,11 @@ func startServer(tb testing.TB, databaseURL string, env map[string]string) *serv
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
 	go func() {
-		args := []string{"lastmile", "serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}
+		addr := "127.0.0.1:0"
+		if a := env["LASTMILE_ADDR"]; a != "" {
+			addr = a // a fixed port, so a restart keeps the address
+		}
+		args := []string{"lastmile", "serve", "--addr", addr, "--log-format", "json", "--log-level", "debug"}
 		if env["LASTMILE_METRICS_ADDR"] == "" {
 			args = append(args, "--metrics-addr", "127.0.0.1:0")
 		}
@@ -295,10 +299,10 @@ func TestShutdownTellsSocketsToGoAway(t *testing.T) {
 	if err := s.shutdown(t); err != nil {
 		t.Fatalf("run returned %v, want nil", err)
 	}
-	for range ws.msgs { // drain until the reader sees the close
+	for range ws.Messages() { // drain until the reader sees the close
 	}
-	if st := websocket.CloseStatus(ws.closeErr); st != websocket.StatusGoingAway {
-		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.closeErr)
+	if st := websocket.CloseStatus(ws.Err()); st != websocket.StatusGoingAway {
+		t.Fatalf("socket closed with %v (%v), want 1001 going away", st, ws.Err())
 	}
 }
 

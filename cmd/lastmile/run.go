@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lastmile/lastmile/internal/postgres"
 )
 
@@ -110,6 +111,34 @@ func (c *config) database(ctx context.Context, logger *slog.Logger) (url string,
 	return p.URL, p.Stop, nil
 }
 
+// db is an open, migrated database: the pool, the schema version, and
+// close, which closes the pool and stops the private Postgres if one was
+// started.
+type db struct {
+	pool   *pgxpool.Pool
+	schema uint
+	close  func() error
+}
+
+// openDatabase is how every command reaches its database: DATABASE_URL or
+// a private Postgres (see database), migrated to the latest schema, with a
+// pool of at most maxConns connections.
+func (c *config) openDatabase(ctx context.Context, logger *slog.Logger, maxConns int32) (*db, error) {
+	url, stop, err := c.database(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	schema, err := postgres.Migrate(url)
+	if err != nil {
+		return nil, errors.Join(err, stop())
+	}
+	pool, err := postgres.Open(ctx, url, maxConns)
+	if err != nil {
+		return nil, errors.Join(err, stop())
+	}
+	return &db{pool: pool, schema: schema, close: func() error { pool.Close(); return stop() }}, nil
+}
+
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var cfg config
 	fs := newFlagSet("migrate", "lastmile migrate [flags]", stderr)
@@ -121,16 +150,12 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	url, stop, err := cfg.database(ctx, logger)
+	d, err := cfg.openDatabase(ctx, logger, 1)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	v, err := postgres.Migrate(url)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "database is at migration %d\n", v)
+	defer d.close()
+	fmt.Fprintf(stdout, "database is at migration %d\n", d.schema)
 	return nil
 }
 

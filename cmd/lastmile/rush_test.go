@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -39,14 +40,14 @@ func signUpFrom(tb testing.TB, s *server, addr, role, name string) *client {
 // crowdDriver and crowdRider are the people of a rush-hour scene.
 type crowdDriver struct {
 	c       *client
-	ws      *socket
+	ws      *notifytest.Socket
 	seats   int
 	crossed time.Time
 }
 
 type crowdRider struct {
 	c     *client
-	ws    *socket
+	ws    *notifytest.Socket
 	rank  int // 0 is the earliest arrival
 	party int
 	req   string
@@ -98,7 +99,7 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 	// Each driver is seen 1 km south (outside the 800 m radius) ten seconds
 	// ago, so its replica knows its route before the crossing.
 	for _, d := range drivers {
-		d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(1000), "lng": hsrLng,
+		d.ws.Send(map[string]any{"type": "location", "lat": hsrSouth(1000), "lng": hsrLng,
 			"at": time.Now().Add(-10 * time.Second).UTC().Format(time.RFC3339Nano), "speed_mps": 20})
 	}
 	time.Sleep(1500 * time.Millisecond)
@@ -112,18 +113,18 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 		d.crossed = time.Now()
 		crossed[d.c.id] = d.crossed
 		total += d.seats
-		d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng,
+		d.ws.Send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng,
 			"at": d.crossed.UTC().Format(time.RFC3339Nano), "speed_mps": 20})
 	}
 	res := crowdResult{matched: map[int]time.Duration{}}
 	told := map[int]int{} // rank -> ride.matched messages
 	taken := 0
-	take := func(r *crowdRider, e event) {
+	take := func(r *crowdRider, e notifytest.Message) {
 		if told[r.rank]++; told[r.rank] > 1 {
 			res.twice = append(res.twice, r.rank)
 			return
 		}
-		m := decode[struct {
+		m := notifytest.Decode[struct {
 			Driver struct {
 				ID string `json:"id"`
 			} `json:"driver"`
@@ -139,7 +140,7 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 	for sec := 1; taken < total && time.Now().Before(deadline); {
 		if due := drivers[0].crossed.Add(time.Duration(sec) * time.Second); sec <= 4 && time.Now().After(due) {
 			for _, d := range drivers {
-				d.ws.send(map[string]any{"type": "location", "lat": hsrSouth(750 - 15*float64(sec)), "lng": hsrLng,
+				d.ws.Send(map[string]any{"type": "location", "lat": hsrSouth(750 - 15*float64(sec)), "lng": hsrLng,
 					"at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 15})
 			}
 			sec++
@@ -147,7 +148,7 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 		for _, r := range riders {
 			for drained := false; !drained; {
 				select {
-				case e, ok := <-r.ws.msgs:
+				case e, ok := <-r.ws.Messages():
 					if !ok {
 						t.Fatalf("rider %d's socket closed", r.rank)
 					}
@@ -163,7 +164,7 @@ func runCrowd(t *testing.T, seats, parties []int) ([]*crowdDriver, []*crowdRider
 	}
 	// A rider told twice would be told at about the same time.
 	for _, r := range riders {
-		if e, ok := r.ws.poll("ride.matched", 20*time.Millisecond); ok {
+		if e, ok := r.ws.Poll("ride.matched", 20*time.Millisecond); ok {
 			take(r, e)
 		}
 	}
@@ -233,11 +234,11 @@ func wantRoutesFull(t *testing.T, drivers []*crowdDriver) {
 		}
 		told := 0
 		for {
-			e, ok := d.ws.poll("trip.assigned", 20*time.Millisecond)
+			e, ok := d.ws.Poll("trip.assigned", 20*time.Millisecond)
 			if !ok {
 				break
 			}
-			for _, r := range decode[struct {
+			for _, r := range notifytest.Decode[struct {
 				Riders []struct {
 					PartySize int `json:"party_size"`
 				} `json:"riders"`
@@ -355,25 +356,25 @@ func TestDriverPassesThenRiderAsks(t *testing.T) {
 	drv.must(201, "POST", "/api/v1/routes", map[string]any{"station_ids": []string{hsrStation}, "destination_area_id": areaA, "seats": 2})
 	rdr := signUp(t, b, "rider", "R")
 	rws := rdr.connect("")
-	dws.send(map[string]any{"type": "location", "lat": hsrSouth(1000), "lng": hsrLng,
+	dws.Send(map[string]any{"type": "location", "lat": hsrSouth(1000), "lng": hsrLng,
 		"at": time.Now().Add(-10 * time.Second).UTC().Format(time.RFC3339Nano), "speed_mps": 20})
 	time.Sleep(time.Second) // the replica reads the route
 	crossed := time.Now()
-	dws.send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng, "at": crossed.UTC().Format(time.RFC3339Nano), "speed_mps": 20})
+	dws.Send(map[string]any{"type": "location", "lat": hsrSouth(750), "lng": hsrLng, "at": crossed.UTC().Format(time.RFC3339Nano), "speed_mps": 20})
 
 	time.Sleep(1500 * time.Millisecond) // nobody waits: the crossing matched nothing
-	dws.send(map[string]any{"type": "location", "lat": hsrSouth(740), "lng": hsrLng, "at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 5})
+	dws.Send(map[string]any{"type": "location", "lat": hsrSouth(740), "lng": hsrLng, "at": time.Now().UTC().Format(time.RFC3339Nano), "speed_mps": 5})
 	asked := time.Now()
 	req := rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
-	e := rws.next("event", "ride.matched", approachEvery)
-	if m := decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
+	e := rws.NextOf("event", "ride.matched", approachEvery)
+	if m := notifytest.Decode[map[string]any](t, e); m["ride_request_id"] != req["id"] {
 		t.Fatalf("ride.matched = %s", e.Data)
 	}
 	t.Logf("request to ride.matched %v", e.Recv.Sub(asked).Round(time.Millisecond))
 	if e.Recv.After(crossed.Add(approachEvery)) {
 		t.Fatalf("matched %v after the crossing: it waited for the driver's next approach round, not the request", e.Recv.Sub(crossed))
 	}
-	dws.next("event", "trip.assigned", 5*time.Second)
+	dws.NextOf("event", "trip.assigned", 5*time.Second)
 }
 
 // A driver whose phone first reports where it was 50 km away (a stale
@@ -390,21 +391,21 @@ func TestDriverReanchoredAfterAFarFix(t *testing.T) {
 	rdr.must(201, "POST", "/api/v1/ride-requests", map[string]any{"station_id": hsrStation, "destination_area_id": areaA, "arrival_time": arrival(time.Minute)})
 
 	fix := func(southM float64, at time.Time) {
-		dws.send(map[string]any{"type": "location", "lat": hsrSouth(southM), "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano)})
+		dws.Send(map[string]any{"type": "location", "lat": hsrSouth(southM), "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano)})
 	}
 	start := time.Now().Add(-5 * time.Second)
 	fix(50_000, start)
 	for i := range 2 {
 		fix(700-float64(10*i), start.Add(time.Duration(i+1)*time.Second))
-		if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+		if e := dws.NextOf("error", "", 5*time.Second); e.Code != "implausible_speed" {
 			t.Fatalf("fix %d near the station = %+v, want implausible_speed", i+1, e)
 		}
 	}
-	rws.none("ride.matched", 200*time.Millisecond)
+	rws.None("ride.matched", 200*time.Millisecond)
 	fix(680, start.Add(3*time.Second)) // the third that agrees
-	rws.next("event", "ride.matched", 5*time.Second)
+	rws.NextOf("event", "ride.matched", 5*time.Second)
 	fix(50_000, start.Add(4*time.Second))
-	if e := dws.next("error", "", 5*time.Second); e.Code != "implausible_speed" {
+	if e := dws.NextOf("error", "", 5*time.Second); e.Code != "implausible_speed" {
 		t.Fatalf("one jump back = %+v, want implausible_speed", e)
 	}
 }

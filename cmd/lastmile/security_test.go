@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -158,7 +159,7 @@ func TestDriverPositionOnlyForRidersWithASeat(t *testing.T) {
 	w := newWalker(dws, 1500)
 	for w.next() {
 	}
-	tripID := decode[map[string]any](t, rws.next("event", "ride.matched", 5*time.Second))["trip_id"].(string)
+	tripID := notifytest.Decode[map[string]any](t, rws.NextOf("event", "ride.matched", 5*time.Second))["trip_id"].(string)
 	path := "/api/v1/trips/" + tripID
 
 	seen := false
@@ -281,17 +282,28 @@ func TestSocketRefusesBinaryAndInvalidUTF8(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ws := d.connect("")
-			ws.send(map[string]any{"type": "ping"})
-			ws.next("pong", "", 5*time.Second)
+			ws.Send(map[string]any{"type": "ping"})
+			ws.NextOf("pong", "", 5*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := ws.conn.Write(ctx, tc.typ, tc.data); err != nil {
+			if err := ws.Conn().Write(ctx, tc.typ, tc.data); err != nil {
 				t.Fatal(err)
 			}
-			for range ws.msgs {
+			// The server must close the socket; reading on would wait forever.
+			deadline := time.After(10 * time.Second)
+		drain:
+			for {
+				select {
+				case _, open := <-ws.Messages():
+					if !open {
+						break drain
+					}
+				case <-deadline:
+					t.Fatalf("the socket is still open 10 s after the message, want it closed with %d", tc.want)
+				}
 			}
-			if got := websocket.CloseStatus(ws.closeErr); got != tc.want {
-				t.Fatalf("closed with %d (%v), want %d", got, ws.closeErr, tc.want)
+			if got := websocket.CloseStatus(ws.Err()); got != tc.want {
+				t.Fatalf("closed with %d (%v), want %d", got, ws.Err(), tc.want)
 			}
 		})
 	}

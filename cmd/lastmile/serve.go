@@ -48,27 +48,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // the private Postgres (if any) stops last.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) (err error) {
 	started := time.Now()
-	dbURL, stopDB, err := cfg.database(ctx, logger)
+	d, err := cfg.openDatabase(ctx, logger, int32(cfg.maxConns))
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if stopErr := stopDB(); stopErr != nil && err == nil {
-			err = stopErr
+		if closeErr := d.close(); closeErr != nil && err == nil {
+			err = closeErr
 		}
 	}()
-	schema, err := postgres.Migrate(dbURL)
-	if err != nil {
-		return err
-	}
-	pool, err := postgres.Open(ctx, dbURL, int32(cfg.maxConns))
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	pool, schema := d.pool, d.schema
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
 	health := &health{pool: pool, logger: logger, now: time.Now}
 	a, err := newApp(cfg, pool, logger, reg)
 	if err != nil {

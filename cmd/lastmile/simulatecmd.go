@@ -60,7 +60,7 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	fs.BoolVar(&f.jsonOut, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&f.demo, "demo", false, "a handful of drivers and riders at real speed, round after round until interrupted")
 	fs.BoolVar(&f.keep, "keep", false, "keep the in-process server's data folder")
-	fs.StringVar(&f.dataDir, "data", "", "data folder of the in-process server's private Postgres (default: a new temporary folder)")
+	fs.StringVar(&f.dataDir, "data", "", "data folder of the in-process server's private Postgres (default: a new temporary folder); a folder simulate made is removed afterwards unless --keep")
 	fs.StringVar(&f.database, "database", "", "Postgres URL for the in-process server instead of a private one (never taken from DATABASE_URL, so a simulation cannot fill a real database by accident)")
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:0", "listen address of the in-process server (--demo: 127.0.0.1:8080)")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level of the in-process server (its logs go to stderr)")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
@@ -43,13 +44,13 @@ type tripView struct {
 // walker sends a driver's fixes walking north to the station in 300 m
 // steps 8 s apart (135 km/h: plausible), timed so the last steps are fresh.
 type walker struct {
-	ws    *socket
+	ws    *notifytest.Socket
 	step  int
 	start time.Time
 	steps int
 }
 
-func newWalker(ws *socket, fromM float64) *walker {
+func newWalker(ws *notifytest.Socket, fromM float64) *walker {
 	steps := int(fromM / 300)
 	return &walker{ws: ws, steps: steps, start: time.Now().Add(-time.Duration(steps*8-5) * time.Second)}
 }
@@ -66,7 +67,7 @@ func (w *walker) next() bool {
 		w.step++
 		return true
 	}
-	w.ws.send(map[string]any{"type": "location", "lat": lat, "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano), "speed_mps": 37.5})
+	w.ws.Send(map[string]any{"type": "location", "lat": lat, "lng": hsrLng, "at": at.UTC().Format(time.RFC3339Nano), "speed_mps": 37.5})
 	w.step++
 	return true
 }
@@ -90,7 +91,7 @@ func TestSpineGPSToMatch(t *testing.T) {
 
 	type waiting struct {
 		c   *client
-		ws  *socket
+		ws  *notifytest.Socket
 		req rideRequest
 	}
 	now := time.Now()
@@ -111,12 +112,12 @@ func TestSpineGPSToMatch(t *testing.T) {
 		"arrival_time": now.Add(30 * time.Second).UTC().Format(time.RFC3339)})
 
 	// An implausible fix is refused with its reason, and the socket stays open.
-	driverWS.send(map[string]any{"type": "location", "lat": 95.0, "lng": hsrLng})
-	if e := driverWS.next("error", "", 5*time.Second); e.Code != "invalid_lat" {
+	driverWS.Send(map[string]any{"type": "location", "lat": 95.0, "lng": hsrLng})
+	if e := driverWS.NextOf("error", "", 5*time.Second); e.Code != "invalid_lat" {
 		t.Fatalf("error for lat 95 = %+v, want code invalid_lat", e)
 	}
-	otherWS.send(map[string]any{"type": "location", "lat": hsrLat, "lng": hsrLng})
-	if e := otherWS.next("error", "", 5*time.Second); e.Code != "forbidden" {
+	otherWS.Send(map[string]any{"type": "location", "lat": hsrLat, "lng": hsrLng})
+	if e := otherWS.NextOf("error", "", 5*time.Second); e.Code != "forbidden" {
 		t.Fatalf("a rider's location message got %+v, want a forbidden error", e)
 	}
 
@@ -125,15 +126,15 @@ func TestSpineGPSToMatch(t *testing.T) {
 	for w.step < w.steps-3 { // still more than 800 m away
 		w.next()
 	}
-	riders[0].ws.none("ride.matched", 300*time.Millisecond)
+	riders[0].ws.None("ride.matched", 300*time.Millisecond)
 	for w.next() {
 		time.Sleep(50 * time.Millisecond)
 	}
 
 	var tripID string
 	for i := range 3 {
-		e := riders[i].ws.next("event", "ride.matched", 5*time.Second)
-		m := decode[struct {
+		e := riders[i].ws.NextOf("event", "ride.matched", 5*time.Second)
+		m := notifytest.Decode[struct {
 			TripID  string         `json:"trip_id"`
 			ReqID   string         `json:"ride_request_id"`
 			Station string         `json:"station_id"`
@@ -150,12 +151,12 @@ func TestSpineGPSToMatch(t *testing.T) {
 			t.Fatalf("rider %d matched to trip %s, others to %s: one trip per driver and station", i+1, m.TripID, tripID)
 		}
 	}
-	assigned := driverWS.next("event", "trip.assigned", 5*time.Second)
-	if got := decode[map[string]any](t, assigned); got["trip_id"] != tripID {
+	assigned := driverWS.NextOf("event", "trip.assigned", 5*time.Second)
+	if got := notifytest.Decode[map[string]any](t, assigned); got["trip_id"] != tripID {
 		t.Fatalf("trip.assigned = %s, want trip %s", assigned.Data, tripID)
 	}
-	riders[3].ws.none("ride.matched", 300*time.Millisecond)
-	otherWS.none("ride.matched", 10*time.Millisecond)
+	riders[3].ws.None("ride.matched", 300*time.Millisecond)
+	otherWS.None("ride.matched", 10*time.Millisecond)
 
 	var r4 rideRequest
 	riders[3].c.do("GET", "/api/v1/ride-requests/"+riders[3].req.ID, nil, &r4)
@@ -170,46 +171,61 @@ func TestSpineGPSToMatch(t *testing.T) {
 
 	// Rider 2 cancels: the seat comes back, and on the next fix rider 4 takes it.
 	riders[1].c.must(200, "POST", "/api/v1/ride-requests/"+riders[1].req.ID+"/cancel", nil)
-	riders[1].ws.next("event", "ride.cancelled", 5*time.Second)
-	time.Sleep(150 * time.Millisecond) // past the approach throttle
-	driverWS.send(map[string]any{"type": "location", "lat": hsrLat - 0.0005, "lng": hsrLng, "speed_mps": 2,
-		"at": w.start.Add(time.Duration(w.steps*8+8) * time.Second).UTC().Format(time.RFC3339Nano)})
-	e := riders[3].ws.next("event", "ride.matched", 5*time.Second)
-	if m := decode[map[string]any](t, e); m["trip_id"] != tripID {
+	riders[1].ws.NextOf("event", "ride.cancelled", 5*time.Second)
+	// The next fix past the approach throttle re-offers the approach: send
+	// fixes until one is (within a second of driver time, before the next
+	// step below).
+	var e notifytest.Message
+	matched := false
+	for i := 0; i < 9 && !matched; i++ {
+		driverWS.Send(map[string]any{"type": "location", "lat": hsrLat - 0.0005, "lng": hsrLng, "speed_mps": 2,
+			"at": w.start.Add(time.Duration(w.steps*8+8) * time.Second).Add(time.Duration(i) * 100 * time.Millisecond).UTC().Format(time.RFC3339Nano)})
+		e, matched = riders[3].ws.Poll("ride.matched", 100*time.Millisecond)
+	}
+	if !matched {
+		e = riders[3].ws.NextOf("event", "ride.matched", 5*time.Second)
+	}
+	if m := notifytest.Decode[map[string]any](t, e); m["trip_id"] != tripID {
 		t.Fatalf("the fourth rider joined trip %v, want %s", m["trip_id"], tripID)
 	}
 
 	// Matched riders watch the driver approach: driver.location, at most once a second.
-	var loc event
+	var loc notifytest.Message
 	got := false
 	for i := 0; i < 40 && !got; i++ {
-		driverWS.send(map[string]any{"type": "location", "lat": hsrLat - 0.0004, "lng": hsrLng + float64(i)*0.00001, "speed_mps": 1,
+		driverWS.Send(map[string]any{"type": "location", "lat": hsrLat - 0.0004, "lng": hsrLng + float64(i)*0.00001, "speed_mps": 1,
 			"at": w.start.Add(time.Duration(w.steps*8+9) * time.Second).Add(time.Duration(i) * 100 * time.Millisecond).UTC().Format(time.RFC3339Nano)})
-		loc, got = riders[0].ws.poll("driver.location", 200*time.Millisecond)
+		loc, got = riders[0].ws.Poll("driver.location", 200*time.Millisecond)
 	}
 	if !got {
 		t.Fatalf("a matched rider never received driver.location")
 	}
-	if l := decode[map[string]any](t, loc); l["driver_id"] != driver.id || l["lat"] == nil || l["lng"] == nil {
+	if l := notifytest.Decode[map[string]any](t, loc); l["driver_id"] != driver.id || l["lat"] == nil || l["lng"] == nil {
 		t.Fatalf("driver.location = %s", loc.Data)
 	}
-	otherWS.none("driver.location", 100*time.Millisecond) // not the unmatched rider's business
+	otherWS.None("driver.location", 100*time.Millisecond) // not the unmatched rider's business
 
 	// The trip, from the driver's side.
 	path := "/api/v1/trips/" + tripID
 	driver.must(409, "POST", path+"/start", nil) // not arrived
 	driver.must(409, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
-	driver.must(200, "POST", path+"/arrived", nil)
+	arrived := driver.must(200, "POST", path+"/arrived", nil)
+	// The trip says from when a no-show may be marked (the app enables the
+	// button then): arrival plus the server's --no-show-wait.
+	arrivedAt, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(arrived["arrived_at"]))
+	noShowAt, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(arrived["no_show_at"]))
+	if arrivedAt.IsZero() || !noShowAt.Equal(arrivedAt.Add(time.Second)) {
+		t.Errorf("after arrival: arrived_at %v, no_show_at %v; want no_show_at one second (the no-show wait) later", arrived["arrived_at"], arrived["no_show_at"])
+	}
 	driver.must(409, "POST", path+"/arrived", nil)
-	riders[0].ws.next("event", "trip.updated", 5*time.Second)
-	riders[0].ws.next("event", "driver.arrived", 5*time.Second)
+	riders[0].ws.NextOf("event", "trip.updated", 5*time.Second)
+	riders[0].ws.NextOf("event", "driver.arrived", 5*time.Second)
 	driver.must(200, "POST", path+"/riders/"+riders[0].c.id+"/picked-up", nil)
 	driver.must(200, "POST", path+"/riders/"+riders[2].c.id+"/picked-up", nil)
-	driver.must(409, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil) // too early
-	driver.must(409, "POST", path+"/start", nil)                             // rider 4 still waiting
-	time.Sleep(1100 * time.Millisecond)
-	driver.must(200, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil)
-	driver.must(404, "POST", path+"/riders/"+other.id+"/picked-up", nil) // not in the trip
+	driver.must(409, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil)                      // too early
+	driver.must(409, "POST", path+"/start", nil)                                                  // rider 4 still waiting
+	driver.mustWithin(5*time.Second, 200, "POST", path+"/riders/"+riders[3].c.id+"/no-show", nil) // once the 1 s wait is over
+	driver.must(404, "POST", path+"/riders/"+other.id+"/picked-up", nil)                          // not in the trip
 	driver.must(200, "POST", path+"/start", nil)
 	driver.must(409, "POST", path+"/riders/"+riders[0].c.id+"/no-show", nil)
 	driver.must(200, "POST", path+"/riders/"+riders[0].c.id+"/dropped-off", nil)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station"
 )
 
@@ -29,20 +28,12 @@ func runStations(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	url, stop, err := cfg.database(ctx, logger)
+	d, err := cfg.openDatabase(ctx, logger, 2)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	if _, err := postgres.Migrate(url); err != nil {
-		return err
-	}
-	pool, err := postgres.Open(ctx, url, 2)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	res, err := station.New(pool, logger).ImportGTFSFile(ctx, fs.Arg(0))
+	defer d.close()
+	res, err := station.New(d.pool, logger).ImportGTFSFile(ctx, fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("import %s: %w", fs.Arg(0), err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lastmile/lastmile/internal/identity"
-	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/user"
 )
 
@@ -41,20 +40,12 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	url, stop, err := cfg.database(ctx, logger)
+	d, err := cfg.openDatabase(ctx, logger, 2)
 	if err != nil {
 		return err
 	}
-	defer stop()
-	if _, err := postgres.Migrate(url); err != nil {
-		return err
-	}
-	pool, err := postgres.Open(ctx, url, 2)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	users, err := user.New(pool, user.Config{}, noSockets{}, logger)
+	defer d.close()
+	users, err := user.New(d.pool, user.Config{}, noSockets{}, logger)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ LIMIT sqlc.arg('lim')
 FOR UPDATE;
 
 -- name: MarkMatched :execrows
-UPDATE ride_requests SET status = 'matched', trip_id = sqlc.arg('trip_id'), updated_at = now()
+UPDATE ride_requests SET status = 'matched', trip_id = sqlc.arg('trip_id'), matched_at = now(), updated_at = now()
 WHERE id = ANY(sqlc.arg('ids')::uuid[]) AND status = 'waiting';
 
 -- name: SetRequestStatus :one
@@ -63,6 +63,25 @@ WITH due AS (
 UPDATE ride_requests r SET status = 'expired', updated_at = now()
 FROM due WHERE r.id = due.id
 RETURNING r.*;
+
+-- name: WaitingByStation :many
+-- The operator's live map: waiting requests and riders per station.
+SELECT station_id, count(*)::int AS requests, sum(party_size)::int AS riders
+FROM ride_requests
+WHERE status = 'waiting'
+GROUP BY station_id
+ORDER BY station_id;
+
+-- name: MatchStats :one
+-- Requests matched since a time, and the median seconds from request to match.
+SELECT count(*)::int AS matched,
+       COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM matched_at - created_at)), 0)::float8 AS median_wait_seconds
+FROM ride_requests
+WHERE matched_at >= sqlc.arg('since');
+
+-- name: CountExpiredSince :one
+SELECT count(*)::int FROM ride_requests
+WHERE status = 'expired' AND updated_at >= sqlc.arg('since');
 
 -- name: WaitingDemand :many
 -- Where riders wait: each station and destination area with at least one

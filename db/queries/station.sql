@@ -74,9 +74,6 @@ SELECT * FROM areas
 WHERE station_id = ANY(sqlc.arg('station_ids')::text[])
 ORDER BY station_id, name, id;
 
--- name: AreaStation :one
-SELECT station_id FROM areas WHERE id = $1;
-
 -- name: LockStation :one
 -- Serialises changes to one station's areas (the area limit).
 SELECT id FROM stations WHERE id = $1 FOR UPDATE;

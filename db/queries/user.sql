@@ -25,6 +25,10 @@ SELECT u.id, u.role
 FROM auth_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now();
 
+-- name: ValidTokens :many
+SELECT t.hash FROM auth_tokens t
+WHERE t.hash = ANY(sqlc.arg('hashes')::bytea[]) AND t.revoked_at IS NULL AND t.expires_at > now();
+
 -- name: RevokeToken :one
 UPDATE auth_tokens SET revoked_at = now()
 WHERE hash = $1 AND revoked_at IS NULL

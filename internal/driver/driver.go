@@ -14,6 +14,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/driver/internal/driverdb"
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/text"
@@ -151,7 +152,7 @@ func (s *Service) Create(ctx context.Context, driverID uuid.UUID, in RouteInput)
 			}
 		}
 		route = toRoute(row, in.StationIDs, nil)
-		return nil
+		return idempotency.StoreCreated(ctx, tx, route)
 	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {

@@ -45,6 +45,10 @@ var statusOf = map[fault.Kind]int{
 	fault.Unavailable:  http.StatusServiceUnavailable,
 }
 
+// StatusClientClosed is the status recorded for a request whose client
+// went away before its answer (nginx's 499); no client ever reads it.
+const StatusClientClosed = 499
+
 // unavailableRetry is the Retry-After of a 503 that names no delay of its own.
 const unavailableRetry = 2 * time.Second
 
@@ -64,6 +68,15 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &v) {
 			p.Errors = v.Fields
 		}
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away: nobody reads this answer, and it is no
+		// fault of the server. 499 (nginx's "client closed request")
+		// keeps it apart from real errors in the metrics.
+		Logger(r.Context()).Debug("client went away", "err", err, "method", r.Method, "path", r.URL.Path)
+		p.Status = StatusClientClosed
+		p.Type = "urn:lastmile:problem:client_closed"
+		p.Title = "Client Closed Request"
+		p.Detail = "the client closed the request"
 	case errors.Is(err, context.DeadlineExceeded):
 		p.Status = http.StatusServiceUnavailable
 		p.Type = "urn:lastmile:problem:timeout"

@@ -132,14 +132,18 @@ type Track struct {
 	// Last is the latest accepted fix, which the next is compared with;
 	// nil before the first.
 	Last *Fix
-	// Suspects are the latest fixes refused as too far from Last that
-	// agree with each other (each plausible after the one before), oldest
-	// first.
+	// Suspects are the latest fixes refused because Last may be a glitch
+	// (see Accept) that agree with each other (each plausible after the
+	// one before), oldest first.
 	Suspects []Fix
 	// Restarted is set when the fix just accepted began the track anew
 	// (after a silence, or re-anchored on suspects): it says nothing about
 	// the driver's speed since Last.
 	Restarted bool
+	// Reanchored is set when it began anew on suspects: the track before
+	// it cannot all be true (no car moves that fast), so where it placed
+	// the driver is not to be believed either.
+	Reanchored bool
 }
 
 // Accept checks f against t at server time now (see Check) and returns
@@ -147,7 +151,8 @@ type Track struct {
 // remembered. Besides Check's rules:
 //   - a fix more than NewTrackAfter after the last accepted one starts a
 //     new track wherever it is: the driver was offline;
-//   - a fix refused for implausible speed is remembered as a suspect; when
+//   - a fix refused for implausible speed, or as older than a last fix
+//     dated in the server's future, is remembered as a suspect; when
 //     Reanchor suspects in a row agree with each other, the last of them
 //     is accepted and the track continues from it, so one glitch accepted
 //     (or a reconnect far away) does not refuse the driver for ever. A
@@ -162,8 +167,12 @@ func (l Limits) Accept(t Track, f Fix, now time.Time) (Track, error) {
 	if err == nil {
 		return Track{Last: &f, Restarted: prev == nil && t.Last != nil}, nil
 	}
+	// Suspects are fixes too far from Last, or older than a Last that lies
+	// in the server's future (the device clock jumped ahead, within
+	// MaxFuture): either way Last may be the glitch.
 	var rej *Rejection
-	if !errors.As(err, &rej) || rej.Code != codeImplausibleSpeed {
+	glitch := errors.As(err, &rej) && (rej.Code == codeImplausibleSpeed || rej == ErrOutOfOrder && t.Last.At.After(now))
+	if !glitch {
 		return Track{Last: t.Last, Suspects: t.Suspects}, err
 	}
 	// Keep the suspects if f agrees with them (is plausible after the
@@ -174,7 +183,7 @@ func (l Limits) Accept(t Track, f Fix, now time.Time) (Track, error) {
 	}
 	suspects = append(slices.Clone(suspects), f)
 	if len(suspects) >= l.Reanchor {
-		return Track{Last: &f, Restarted: true}, nil
+		return Track{Last: &f, Restarted: true, Reanchored: true}, nil
 	}
 	return Track{Last: t.Last, Suspects: suspects}, err
 }

@@ -124,9 +124,10 @@ func TestLimitsAccept(t *testing.T) {
 	lim := Limits{}
 	lim.defaults() // 150 km/h, 60 s old at most, new track after 60 s, re-anchor on 3
 	type step struct {
-		at   time.Duration // after t0; the server's clock reads the same
+		at   time.Duration // after t0
 		m    float64       // metres north of base
 		want string        // rejection code, "" when accepted
+		skew time.Duration // how far the fix's clock is ahead of the server's
 	}
 	far := 100_000.0 // 100 km away
 	tests := []struct {
@@ -135,31 +136,40 @@ func TestLimitsAccept(t *testing.T) {
 		restarted []int // steps whose acceptance restarted the track
 	}{
 		{"a single jump is refused and the track goes on", []step{
-			{0, 0, ""}, {1 * time.Second, 20, ""}, {2 * time.Second, far, "implausible_speed"},
-			{3 * time.Second, 60, ""}, {4 * time.Second, 80, ""},
+			{0, 0, "", 0}, {1 * time.Second, 20, "", 0}, {2 * time.Second, far, "implausible_speed", 0},
+			{3 * time.Second, 60, "", 0}, {4 * time.Second, 80, "", 0},
 		}, nil},
 		{"a glitch accepted first: three real fixes that agree re-anchor", []step{
-			{0, far, ""}, {1 * time.Second, 0, "implausible_speed"}, {2 * time.Second, 20, "implausible_speed"},
-			{3 * time.Second, 40, ""}, {4 * time.Second, 60, ""},
+			{0, far, "", 0}, {1 * time.Second, 0, "implausible_speed", 0}, {2 * time.Second, 20, "implausible_speed", 0},
+			{3 * time.Second, 40, "", 0}, {4 * time.Second, 60, "", 0},
 		}, []int{3}},
 		{"reconnected far away within the offline window", []step{
-			{0, 0, ""}, {30 * time.Second, far, "implausible_speed"}, {31 * time.Second, far + 10, "implausible_speed"},
-			{32 * time.Second, far + 20, ""}, {33 * time.Second, far + 30, ""}, {34 * time.Second, 0, "implausible_speed"},
+			{0, 0, "", 0}, {30 * time.Second, far, "implausible_speed", 0}, {31 * time.Second, far + 10, "implausible_speed", 0},
+			{32 * time.Second, far + 20, "", 0}, {33 * time.Second, far + 30, "", 0}, {34 * time.Second, 0, "implausible_speed", 0},
 		}, []int{3}},
 		{"back after longer than the offline window: a new track at once", []step{
-			{0, 0, ""}, {61 * time.Second, far, ""}, {62 * time.Second, far + 15, ""}, {63 * time.Second, 0, "implausible_speed"},
+			{0, 0, "", 0}, {61 * time.Second, far, "", 0}, {62 * time.Second, far + 15, "", 0}, {63 * time.Second, 0, "implausible_speed", 0},
 		}, []int{1}},
 		{"jumps that disagree with each other never re-anchor", []step{
-			{0, 0, ""}, {1 * time.Second, far, "implausible_speed"}, {2 * time.Second, -far, "implausible_speed"},
-			{3 * time.Second, far, "implausible_speed"}, {4 * time.Second, -far, "implausible_speed"}, {5 * time.Second, 30, ""},
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, -far, "implausible_speed", 0},
+			{3 * time.Second, far, "implausible_speed", 0}, {4 * time.Second, -far, "implausible_speed", 0}, {5 * time.Second, 30, "", 0},
 		}, nil},
 		{"a fix back on the track clears the suspects", []step{
-			{0, 0, ""}, {1 * time.Second, far, "implausible_speed"}, {2 * time.Second, far + 10, "implausible_speed"},
-			{3 * time.Second, 40, ""}, {4 * time.Second, far + 20, "implausible_speed"}, {5 * time.Second, 60, ""},
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, far + 10, "implausible_speed", 0},
+			{3 * time.Second, 40, "", 0}, {4 * time.Second, far + 20, "implausible_speed", 0}, {5 * time.Second, 60, "", 0},
+		}, nil},
+		{"a fix dated ahead (device clock): three current ones that agree re-anchor", []step{
+			{25 * time.Second, 0, "", 25 * time.Second}, {1 * time.Second, 10, "stale_fix", 0}, {2 * time.Second, 20, "stale_fix", 0},
+			{3 * time.Second, 30, "", 0}, {4 * time.Second, 40, "", 0},
+		}, []int{3}},
+		{"out-of-order fixes behind a current last fix never re-anchor", []step{
+			{0, 0, "", 0}, {5 * time.Second, 50, "", 0}, {1 * time.Second, 10, "stale_fix", -5 * time.Second},
+			{2 * time.Second, 20, "stale_fix", -4 * time.Second}, {3 * time.Second, 30, "stale_fix", -3 * time.Second},
+			{4 * time.Second, 40, "stale_fix", -2 * time.Second}, {6 * time.Second, 60, "", 0},
 		}, nil},
 		{"one jump repeated is not several that agree", []step{
-			{0, 0, ""}, {1 * time.Second, far, "implausible_speed"}, {1 * time.Second, far, "implausible_speed"},
-			{1 * time.Second, far, "implausible_speed"}, {1 * time.Second, far, "implausible_speed"}, {2 * time.Second, 30, ""},
+			{0, 0, "", 0}, {1 * time.Second, far, "implausible_speed", 0}, {1 * time.Second, far, "implausible_speed", 0},
+			{1 * time.Second, far, "implausible_speed", 0}, {1 * time.Second, far, "implausible_speed", 0}, {2 * time.Second, 30, "", 0},
 		}, nil},
 	}
 	for _, tt := range tests {
@@ -168,7 +178,7 @@ func TestLimitsAccept(t *testing.T) {
 			var lastOK Fix
 			for i, s := range tt.steps {
 				f := Fix{Point: north(base, s.m), At: t0.Add(s.at)}
-				next, err := lim.Accept(tr, f, f.At)
+				next, err := lim.Accept(tr, f, f.At.Add(-s.skew))
 				if got := rejectionCode(t, err); got != s.want {
 					t.Fatalf("step %d (%v, %.0f m) = %q (%v), want %q", i, s.at, s.m, got, err, s.want)
 				}

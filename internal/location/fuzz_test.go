@@ -41,13 +41,17 @@ func acceptable(t *testing.T, l Limits, prev *Fix, f Fix) {
 	if f.At.After(fuzzNow.Add(l.MaxFuture)) {
 		t.Fatalf("a fix %s ahead accepted", f.At.Sub(fuzzNow))
 	}
+	if l.MaxAge > 0 && f.At.Before(fuzzNow.Add(-l.MaxAge)) {
+		t.Fatalf("a fix %s old accepted", fuzzNow.Sub(f.At))
+	}
 	if prev == nil {
 		return
 	}
 	if !f.At.After(prev.At) {
 		t.Fatalf("a fix at %s after one at %s accepted", f.At, prev.At)
 	}
-	if d, secs := geo.DistanceM(prev.Point, p), f.At.Sub(prev.At).Seconds(); d > 50 && d/secs > l.MaxSpeedMps {
+	// The speed limit, plus 50 m of GPS error.
+	if d, secs := geo.DistanceM(prev.Point, p), f.At.Sub(prev.At).Seconds(); d > 50+l.MaxSpeedMps*secs {
 		t.Fatalf("%.0f m in %.3f s accepted", d, secs)
 	}
 }
@@ -59,6 +63,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add(12.9, 77.6, int64(-2000), 12.9001, 77.6001, int64(-1000), 9.0, 90.0, true)
 	f.Add(12.9, 77.6, int64(-2000), -12.9, -77.6, int64(-1000), -1.0, 360.0, true)
 	f.Add(0.0, 0.0, int64(0), 90.0, 180.0, int64(31_000), math.Inf(1), math.NaN(), false)
+	f.Add(12.9, 77.6, int64(-2000), 12.90082, 77.6, int64(-1000), 30.0, 0.0, true) // 91 m in 1 s: at the limit with GPS error
+	f.Add(12.9, 77.6, int64(-2000), 12.9, 77.6, int64(-90_000), 0.0, 0.0, false)   // 90 s old
 	l := Limits{}
 	l.defaults()
 	f.Fuzz(func(t *testing.T, lat1, lng1 float64, ms1 int64, lat2, lng2 float64, ms2 int64, speed, heading float64, hasPrev bool) {

@@ -278,6 +278,11 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		s.metrics.restarted.Inc()
 		st.last, st.speed = nil, 0 // the old track says nothing of the speed now
 	}
+	if t.Reanchored {
+		// Stations "reached" on the old track may have been reached by a
+		// glitch: leaving them now must not count as passing them.
+		st.reached = map[string]bool{}
+	}
 	s.updateSpeed(st, f)
 	st.last = t.Last // f
 	st.dirty = true
@@ -378,14 +383,6 @@ func removeStation(ahead []Station, id string) []Station {
 		}
 	}
 	return out
-}
-
-// Forget drops what this replica holds of a driver (its socket closed).
-func (s *Service) Forget(driverID uuid.UUID) {
-	sh := s.shard(driverID)
-	sh.mu.Lock()
-	delete(sh.m, driverID)
-	sh.mu.Unlock()
 }
 
 // Run writes positions, refreshes routes, records passed stations and

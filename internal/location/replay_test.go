@@ -3,6 +3,7 @@ package location
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +30,27 @@ func TestIngestReanchorsOnFixesThatAgree(t *testing.T) {
 		t.Fatalf("one jump back = %q, want implausible_speed", code)
 	}
 	tr.mustSend(6*time.Second, -350)
+}
+
+// A glitch that put the driver at station B does not pass B when the
+// track is re-anchored far from it: B stays ahead on the route.
+func TestReanchorForgetsStationsReachedByAGlitch(t *testing.T) {
+	tr := newTracker(t, Config{})
+	tr.mustSend(0, 3000) // at B, 3 km north: a glitch
+	tr.loadRoute()
+	for i, m := range []float64{-2000, -1990} {
+		if code := rejectionCode(t, tr.send(time.Duration(i+1)*time.Second, m)); code != "implausible_speed" {
+			t.Fatalf("fix %d = %q, want implausible_speed", i+1, code)
+		}
+	}
+	tr.mustSend(3*time.Second, -1980)
+	var ahead []string
+	for _, st := range tr.s.state(tr.driver).route.Ahead {
+		ahead = append(ahead, st.ID)
+	}
+	if !slices.Equal(ahead, []string{"A", "B"}) {
+		t.Fatalf("stations ahead after re-anchoring = %v, want [A B]: a glitch passed a station", ahead)
+	}
 }
 
 // A driver offline for longer than OfflineAfter starts a new track

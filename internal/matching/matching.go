@@ -136,6 +136,7 @@ type metrics struct {
 	txs                         *prometheus.CounterVec
 	matched                     prometheus.Counter
 	latency                     prometheus.Histogram
+	turn                        prometheus.Histogram
 	retries                     prometheus.Counter
 	queue                       prometheus.GaugeFunc
 }
@@ -159,6 +160,9 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 		txs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lastmile_matching_transactions_total",
 			Help: "Match transactions, by result (matched, nothing, skipped, error)."}, []string{"result"}),
 		matched: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_riders_matched_total", Help: "Ride requests matched."}),
+		turn: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lastmile_matching_station_turn_wait_seconds",
+			Help:    "Time a match waited for its station's turn (other matches there, on any replica) and read the waiting requests.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lastmile_matching_approach_to_commit_seconds",
 			Help: "Time from an approach being offered to its match committing.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_retries_total", Help: "Match transactions retried after a serialization failure or deadlock."}),
@@ -166,7 +170,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length",
 		Help: "Approaches waiting for a worker, or behind another match at their station."},
 		func() float64 { return float64(len(s.ready) + s.waitingBehind()) })
-	reg.MustRegister(s.m.received, s.m.parked, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.retries, s.m.queue)
+	reg.MustRegister(s.m.received, s.m.parked, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.turn, s.m.retries, s.m.queue)
 	return s
 }
 
@@ -404,10 +408,12 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 		}
 		// The station's turn: from here until commit no other match at
 		// this station runs, and the rows it took are committed.
+		waitFrom := time.Now()
 		cands, err := s.requests.LockWaiting(ctx, tx, a.StationID, route.DestinationAreaID, eta.Add(s.cfg.Grace), s.cfg.Candidates)
 		if err != nil {
 			return err
 		}
+		s.m.turn.Observe(time.Since(waitFrom).Seconds())
 		parties := make([]Party, len(cands))
 		for i, c := range cands {
 			parties[i] = Party{Index: i, Size: c.PartySize}

@@ -18,6 +18,7 @@ import (
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/location"
 	"github.com/lastmile/lastmile/internal/paging"
+	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 	"github.com/lastmile/lastmile/internal/rider"
 	"github.com/lastmile/lastmile/internal/station"
@@ -253,7 +254,7 @@ func TestDatabaseRefusesNegativeSeats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return w.drivers.Reserve(ctx, tx, route.ID, 3) })
+	err = postgres.InTx(ctx, w.pool, func(tx pgx.Tx) error { return w.drivers.Reserve(ctx, tx, route.ID, 3) })
 	if err == nil {
 		t.Fatal("reserving 3 of 2 seats succeeded")
 	}

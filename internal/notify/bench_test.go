@@ -53,7 +53,7 @@ func BenchmarkDeliveryTo1000Sockets(b *testing.B) {
 		wg.Go(func() {
 			var last int64
 			for {
-				m, err := c.read(time.Minute)
+				m, err := c.Read(time.Minute)
 				if err != nil {
 					return // closed at the end
 				}
@@ -151,7 +151,7 @@ func BenchmarkCommitToDelivery(b *testing.B) {
 				}
 				committed := time.Now()
 				seq++
-				if m := c.next(); m.Seq != seq {
+				if m := c.Next(); m.Seq != seq {
 					b.Fatalf("got seq %d, want %d", m.Seq, seq)
 				}
 				lat = append(lat, time.Since(committed))

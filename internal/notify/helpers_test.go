@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +26,7 @@ import (
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
@@ -37,6 +37,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type fakeAuth struct {
 	mu     sync.Mutex
 	tokens map[string]identity.Principal
+	// rechecks counts calls of Invalid: one per re-check of all sockets.
+	rechecks int
 }
 
 func (f *fakeAuth) Authenticate(_ context.Context, token string) (identity.Principal, error) {
@@ -47,6 +49,19 @@ func (f *fakeAuth) Authenticate(_ context.Context, token string) (identity.Princ
 		return identity.Principal{}, fault.New(fault.Unauthorized, "unknown token")
 	}
 	return p, nil
+}
+
+func (f *fakeAuth) Invalid(_ context.Context, tokens []string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rechecks++
+	var out []string
+	for _, t := range tokens {
+		if _, ok := f.tokens[t]; !ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // testClock is a clock tests can move; it starts at the real time.
@@ -102,7 +117,7 @@ func (e *env) replica(tb testing.TB, cfg Config) *replica {
 	svc.now = e.clock.Now
 	r := chi.NewRouter()
 	r.Use(httpx.LimitBody)
-	svc.Routes(r, httpx.RequireAuth(e.auth))
+	NewHandler(svc).Routes(r, httpx.RequireAuth(e.auth))
 	srv := httptest.NewServer(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -156,24 +171,6 @@ func (e *env) append(tb testing.TB, svc *Service, user uuid.UUID, kind string, d
 	return ev
 }
 
-// msg is any message the server sends.
-type msg struct {
-	Type    string          `json:"type"`
-	Seq     int64           `json:"seq"`
-	Kind    string          `json:"kind"`
-	At      time.Time       `json:"at"`
-	Data    json.RawMessage `json:"data"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	LastSeq *int64          `json:"last_seq"`
-}
-
-// client is a test's socket.
-type client struct {
-	tb   testing.TB
-	conn *websocket.Conn
-}
-
 func (r *replica) wsURL(query string) string {
 	u := "ws" + strings.TrimPrefix(r.srv.URL, "http") + "/api/v1/ws"
 	if query != "" {
@@ -192,107 +189,9 @@ func (r *replica) dial(ctx context.Context, query string, header http.Header) (*
 }
 
 // connect opens a socket for user, with query (e.g. "since=3").
-func (r *replica) connect(tb testing.TB, user uuid.UUID, query string) *client {
+func (r *replica) connect(tb testing.TB, user uuid.UUID, query string) *notifytest.Socket {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, resp, err := r.dial(ctx, query, http.Header{"Authorization": {"Bearer " + token(user)}})
-	if err != nil {
-		body := ""
-		if resp != nil {
-			b, _ := io.ReadAll(resp.Body)
-			body = fmt.Sprintf("%d %s", resp.StatusCode, b)
-		}
-		tb.Fatalf("dial: %v %s", err, body)
-	}
-	tb.Cleanup(func() { conn.CloseNow() })
-	return &client{tb: tb, conn: conn}
-}
-
-// next reads one message, failing the test after 10 seconds.
-func (c *client) next() msg {
-	c.tb.Helper()
-	m, err := c.read(10 * time.Second)
-	if err != nil {
-		c.tb.Fatalf("read: %v", err)
-	}
-	return m
-}
-
-func (c *client) read(timeout time.Duration) (msg, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_, b, err := c.conn.Read(ctx)
-	if err != nil {
-		return msg{}, err
-	}
-	var m msg
-	if err := json.Unmarshal(b, &m); err != nil {
-		return msg{}, fmt.Errorf("decode %s: %w", b, err)
-	}
-	return m, nil
-}
-
-func (c *client) send(v any) {
-	c.tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	c.sendRaw(b)
-}
-
-func (c *client) sendRaw(b []byte) {
-	c.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		c.tb.Fatalf("write: %v", err)
-	}
-}
-
-// expectSeqs reads events and checks they are exactly seqs, in order.
-func (c *client) expectSeqs(seqs ...int64) []msg {
-	c.tb.Helper()
-	var got []msg
-	for _, want := range seqs {
-		m := c.next()
-		if m.Type != "event" || m.Seq != want {
-			c.tb.Fatalf("got %+v, want event %d", m, want)
-		}
-		got = append(got, m)
-	}
-	return got
-}
-
-// expectQuiet checks that nothing but the answer to a ping is waiting: a
-// ping goes through the same writer after anything already queued.
-func (c *client) expectQuiet() {
-	c.tb.Helper()
-	c.send(map[string]string{"type": "ping"})
-	if m := c.next(); m.Type != "pong" {
-		c.tb.Fatalf("got %+v, want nothing more (pong)", m)
-	}
-}
-
-// expectClose reads until the socket closes and returns its close status.
-func (c *client) expectClose(timeout time.Duration) (websocket.StatusCode, string) {
-	c.tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		_, err := c.read(time.Until(deadline))
-		if err == nil {
-			continue
-		}
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code, ce.Reason
-		}
-		if time.Now().After(deadline) {
-			c.tb.Fatalf("socket still open after %s", timeout)
-		}
-		return -1, err.Error()
-	}
+	return notifytest.Dial(tb, r.wsURL(query), http.Header{"Authorization": {"Bearer " + token(user)}})
 }
 
 // do sends a REST request as user and decodes a JSON answer into out.

@@ -32,24 +32,33 @@ var (
 
 const sinceTooOldMessage = "events after since are no longer kept (or since was never given out); reload your state over REST; the stream continues after last_seq"
 
-// Routes mounts the socket, the event list and push subscriptions.
-// requireAuth guards the REST calls; the socket authenticates itself,
-// since a browser can only send its token in the query.
-func (s *Service) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
-	r.Get("/api/v1/ws", s.serveWS)
+// Handler serves the socket, the event list and push subscriptions.
+type Handler struct {
+	svc *Service
+}
+
+// NewHandler returns the events API over svc.
+func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// Routes mounts the API. requireAuth guards the REST calls; the socket
+// authenticates itself, since a browser can only send its token in the
+// query.
+func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handler) {
+	r.Get("/api/v1/ws", h.serveWS)
 	r.Group(func(r chi.Router) {
 		r.Use(requireAuth)
-		r.Get("/api/v1/events", s.listEvents)
-		r.Post("/api/v1/push-subscriptions", s.subscribe)
-		r.Delete("/api/v1/push-subscriptions", s.unsubscribe)
-		r.Get("/api/v1/push-subscriptions/vapid-public-key", s.vapidPublicKey)
+		r.Get("/api/v1/events", h.listEvents)
+		r.Post("/api/v1/push-subscriptions", h.subscribe)
+		r.Delete("/api/v1/push-subscriptions", h.unsubscribe)
+		r.Get("/api/v1/push-subscriptions/vapid-public-key", h.vapidPublicKey)
 	})
 }
 
 // serveWS upgrades to a socket that streams the caller's events. The
 // socket is registered before the upgrade is answered, so it gets every
 // event committed after the answer.
-func (s *Service) serveWS(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
+	s := h.svc
 	if !s.originAllowed(r) {
 		httpx.Error(w, r, errOrigin)
 		return
@@ -185,7 +194,8 @@ func sinceParam(q url.Values, name string) (since int64, ok bool, err error) {
 }
 
 // listEvents answers GET /api/v1/events?since=N&limit=L.
-func (s *Service) listEvents(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request) {
+	s := h.svc
 	p, err := httpx.Caller(r)
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -226,7 +236,8 @@ func (s *Service) listEvents(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, page)
 }
 
-func (s *Service) subscribe(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
+	s := h.svc
 	p, err := httpx.Caller(r)
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -247,7 +258,8 @@ func (s *Service) subscribe(w http.ResponseWriter, r *http.Request) {
 
 // unsubscribe answers DELETE /api/v1/push-subscriptions with the endpoint
 // in the query (?endpoint=) or in a body {"endpoint": ...}.
-func (s *Service) unsubscribe(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	s := h.svc
 	p, err := httpx.Caller(r)
 	if err != nil {
 		httpx.Error(w, r, err)
@@ -271,7 +283,8 @@ func (s *Service) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Service) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
+	s := h.svc
 	key, err := s.VAPIDPublicKey(r.Context())
 	if err != nil {
 		httpx.Error(w, r, err)

@@ -222,6 +222,19 @@ func (h *hub) users() []uuid.UUID {
 	return out
 }
 
+// sockets returns every socket on this replica.
+func (h *hub) sockets() []*socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*socket
+	for _, st := range h.streams {
+		for k := range st.sockets {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // publish offers a disposable message to the sockets of users.
 func (h *hub) publish(users []uuid.UUID, msg []byte) {
 	h.mu.Lock()

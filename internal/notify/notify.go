@@ -69,7 +69,8 @@ type Config struct {
 	// CleanupInterval is how often old events are deleted (default 10 minutes).
 	CleanupInterval time.Duration
 	// PingInterval is how often the server pings each socket (default 30 s);
-	// a socket that does not answer within PongTimeout (default 15 s) is closed.
+	// a socket that does not answer within PongTimeout (default 15 s) is
+	// closed. The tokens of all sockets are re-checked as often.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
 	// SendBuffer is how many messages may wait to be written to one socket
@@ -108,7 +109,7 @@ type Config struct {
 	BadMessageWindow time.Duration
 
 	// PushKinds are the event kinds also sent as Web Push when no socket
-	// took them (default DefaultPushKinds). Append's WithPush marks others.
+	// took them (default DefaultPushKinds).
 	PushKinds []string
 	// PushDelay is how long an important event waits for a socket before
 	// it is pushed (default 3 s).
@@ -206,11 +207,20 @@ type Event struct {
 // one); any other error is logged and sent as "internal".
 type HandlerFunc func(ctx context.Context, p identity.Principal, raw json.RawMessage) error
 
+// Authenticator checks tokens: one when a socket opens, and those of all
+// of this replica's sockets at once every PingInterval (user.Tokens).
+type Authenticator interface {
+	identity.Authenticator
+	// Invalid returns those of tokens that no longer authenticate anyone
+	// (unknown, expired or revoked).
+	Invalid(ctx context.Context, tokens []string) ([]string, error)
+}
+
 // Service owns event streams, sockets and pushes.
 type Service struct {
 	pool    *pgxpool.Pool
 	q       *notifydb.Queries
-	auth    identity.Authenticator
+	auth    Authenticator
 	cfg     Config
 	logger  *slog.Logger
 	m       *metrics
@@ -238,7 +248,7 @@ type Service struct {
 }
 
 // New returns the event stream service. It registers its metrics on reg.
-func New(pool *pgxpool.Pool, auth identity.Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
+func New(pool *pgxpool.Pool, auth Authenticator, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -291,35 +301,29 @@ func (s *Service) handler(msgType string) (HandlerFunc, []string) {
 	return nil, known
 }
 
-// AppendOption changes how one event is appended.
-type AppendOption func(*Message)
-
-// WithPush also sends the event as Web Push if no socket of the user takes
-// it within Config.PushDelay, whatever its kind.
-func WithPush() AppendOption { return func(m *Message) { m.Push = true } }
-
 // Message is one event to append with AppendMany.
 type Message struct {
 	UserID uuid.UUID
 	Kind   string
 	Data   any
-	// Push: see WithPush. Kinds in Config.PushKinds are pushed anyway.
-	Push bool
 }
 
 // Append stores an event for userID as part of tx, so that it exists if and
 // only if tx commits, and returns it with its sequence number (one more than
 // the user's previous event). Every replica is told on commit and delivers
-// it to the user's sockets. Appending holds a lock on the user's stream
-// until tx ends; a transaction that appends for several users should use
-// AppendMany, which takes the locks in a fixed order. kind is 1 to 100
-// characters; data is encoded as JSON (nil becomes {}).
-func (s *Service) Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any, opts ...AppendOption) (Event, error) {
-	m := Message{UserID: userID, Kind: kind, Data: data}
-	for _, o := range opts {
-		o(&m)
-	}
-	return s.append(ctx, tx, m)
+// it to the user's sockets; an event of a kind in Config.PushKinds is also
+// pushed when no socket takes it. kind is 1 to 100 characters; data is
+// encoded as JSON (nil becomes {}).
+//
+// Appending holds a lock on the user's stream until tx ends. The
+// transactions here that append for several users (a match, a trip's
+// moves, cancellations) cannot deadlock on these locks because each first
+// locks the route it changes, so two that could share users are
+// serialized on that lock before they append. A transaction that appends
+// for several users without such a lock uses AppendMany, which takes the
+// stream locks in a fixed order.
+func (s *Service) Append(ctx context.Context, tx pgx.Tx, userID uuid.UUID, kind string, data any) (Event, error) {
+	return s.append(ctx, tx, Message{UserID: userID, Kind: kind, Data: data})
 }
 
 // AppendMany appends msgs in one transaction like Append, taking the users'
@@ -359,7 +363,7 @@ func (s *Service) append(ctx context.Context, tx pgx.Tx, m Message) (Event, erro
 		return Event{}, fmt.Errorf("append %s event: data is %d bytes, more than %d", m.Kind, len(data), maxEventData)
 	}
 	at := s.now().UTC().Truncate(time.Microsecond)
-	push := m.Push || s.pushKinds[m.Kind]
+	push := s.pushKinds[m.Kind]
 	seq, err := s.q.WithTx(tx).AppendEvent(ctx, notifydb.AppendEventParams{
 		UserID: m.UserID, Kind: m.Kind, Data: data, At: at, Push: push, PushDueAt: at.Add(s.cfg.PushDelay),
 	})
@@ -457,6 +461,7 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Go(func() error { return s.fetchLoop(ctx) })
 	}
 	g.Go(func() error { return s.catchUpLoop(ctx) })
+	g.Go(func() error { return s.tokenLoop(ctx) })
 	g.Go(func() error { return s.cleanupLoop(ctx) })
 	g.Go(func() error { return s.pushLoop(ctx) })
 	g.Go(func() error { return s.ackLoop(ctx) })

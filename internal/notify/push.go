@@ -24,9 +24,9 @@ import (
 	"github.com/lastmile/lastmile/internal/postgres"
 )
 
-// Push design. An important event (a kind in Config.PushKinds, or appended
-// WithPush) gets one push_outbox row per live subscription of its user, in
-// the transaction that appends it, due Config.PushDelay later. A replica
+// Push design. An important event (a kind in Config.PushKinds) gets one
+// push_outbox row per live subscription of its user, in the transaction
+// that appends it, due Config.PushDelay later. A replica
 // whose socket writes the event deletes those rows (in batches), so a user
 // with an open socket on any replica is not pushed. After the delay a
 // worker on any replica claims the due rows (SKIP LOCKED, with a lease so

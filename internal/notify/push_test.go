@@ -30,6 +30,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 )
 
 // browser is a fake browser push subscription: its keys, and a push
@@ -242,7 +243,7 @@ func TestImportantEventIsPushedToAnOfflineUser(t *testing.T) {
 	if req.header.Get("Content-Encoding") != "aes128gcm" || req.header.Get("TTL") != "3600" || req.header.Get("Urgency") != "high" {
 		t.Fatalf("push headers %v", req.header)
 	}
-	var m msg
+	var m notifytest.Message
 	if err := json.Unmarshal(b.decrypt(t, req.body), &m); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +268,7 @@ func TestEventTakenBySocketIsNotPushed(t *testing.T) {
 	c := other.connect(t, u, "")
 
 	ev := e.append(t, a.svc, u, "ride.cancelled", nil)
-	c.expectSeqs(ev.Seq)
+	c.ExpectSeqs(ev.Seq)
 	// Once the socket's replica cancels it, nothing can push it.
 	eventually(t, 5*time.Second, "the delivered push to be cancelled", func() bool { return outboxRows(t, e) == 0 })
 	b.mu.Lock()

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -672,8 +674,44 @@ func (s *Service) startPings(ctx context.Context, k *socket) (stop func()) {
 	}
 }
 
-// ping checks once that the client answers and its token still holds; it
-// returns false once the socket is closing.
+// tokenBatch bounds the tokens one re-check query carries.
+const tokenBatch = 10000
+
+// tokenLoop re-checks the tokens of all of this replica's sockets every
+// PingInterval, in one query (per 10,000 sockets), and closes the sockets
+// whose token no longer works. Sign-out closes sockets through a
+// notification; should one be lost (a listener reconnecting), or a token
+// simply expire, this closes the socket within a ping interval.
+func (s *Service) tokenLoop(ctx context.Context) error {
+	return every(ctx, s.cfg.PingInterval, s.recheckTokens)
+}
+
+func (s *Service) recheckTokens(ctx context.Context) {
+	byToken := map[string][]*socket{}
+	for _, k := range s.hub.sockets() {
+		byToken[k.token] = append(byToken[k.token], k)
+	}
+	tokens := slices.Collect(maps.Keys(byToken))
+	for chunk := range slices.Chunk(tokens, tokenBatch) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		invalid, err := s.auth.Invalid(cctx, chunk)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.Warn("re-check socket tokens", "tokens", len(chunk), "err", err)
+			}
+			return
+		}
+		for _, tok := range invalid {
+			for _, k := range byToken[tok] {
+				k.close(closeRevoked)
+			}
+		}
+	}
+}
+
+// ping checks once that the client answers (tokenLoop re-checks the
+// tokens); it returns false once the socket is closing.
 func (s *Service) ping(ctx context.Context, k *socket) bool {
 	if ctx.Err() != nil || k.isClosing() {
 		return false
@@ -696,16 +734,6 @@ func (s *Service) ping(ctx context.Context, k *socket) bool {
 		}
 		k.close(closeNoPong)
 		_ = k.conn.CloseNow()
-		return false
-	}
-	// Sign-out closes sockets through a notification; should one be
-	// lost (a listener reconnecting), or the token simply expire, this
-	// closes the socket within a ping interval.
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err = s.auth.Authenticate(actx, k.token)
-	cancel()
-	if errors.Is(err, fault.Of(fault.Unauthorized)) {
-		k.close(closeRevoked)
 		return false
 	}
 	return true

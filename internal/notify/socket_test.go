@@ -67,16 +67,16 @@ func TestReusedReadBuffersCarryNothingOver(t *testing.T) {
 
 	c := a.connect(t, driver, "")
 	for range 3 {
-		c.sendRaw([]byte(long))
-		c.sendRaw([]byte(short))
-		c.sendRaw([]byte(long))
-		c.sendRaw([]byte(bad))
-		m := c.next()
+		c.SendRaw([]byte(long))
+		c.SendRaw([]byte(short))
+		c.SendRaw([]byte(long))
+		c.SendRaw([]byte(bad))
+		m := c.Next()
 		if m.Type != "error" || m.Code != "malformed" || m.Message != "the message is not a JSON object: "+want.Error() {
 			t.Fatalf("after a long message, %s got %+v, want the error of that message alone (%v)", bad, m, want)
 		}
 	}
-	c.expectQuiet()
+	c.ExpectQuiet()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 9 {
@@ -98,7 +98,7 @@ func TestIdleSocketHoldsNoWriter(t *testing.T) {
 	a := e.replica(t, testConfig())
 	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
-	c.expectQuiet()
+	c.ExpectQuiet()
 	a.svc.hub.mu.Lock()
 	var k *socket
 	for s := range a.svc.hub.streams[u].sockets {
@@ -113,8 +113,8 @@ func TestIdleSocketHoldsNoWriter(t *testing.T) {
 	eventually(t, 5*time.Second, "the writer to exit", idle)
 	for range 3 {
 		ev := e.append(t, a.svc, u, "trip.updated", nil)
-		c.expectSeqs(ev.Seq)
+		c.ExpectSeqs(ev.Seq)
 		eventually(t, 5*time.Second, "the writer to exit", idle)
 	}
-	c.expectQuiet()
+	c.ExpectQuiet()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/identity"
+	"github.com/lastmile/lastmile/internal/notify/notifytest"
 	"github.com/lastmile/lastmile/internal/postgres"
 )
 
@@ -94,11 +95,11 @@ func TestLiveStreamStartsWhenTheUpgradeIsAnswered(t *testing.T) {
 
 	c := a.connect(t, u, "")
 	ev := e.append(t, a.svc, u, "trip.updated", map[string]any{"status": "arrived", "n": 1})
-	got := c.expectSeqs(3)[0]
+	got := c.ExpectSeqs(3)[0]
 	if got.Kind != "trip.updated" || !got.At.Equal(ev.At) || string(got.Data) != `{"n":1,"status":"arrived"}` {
 		t.Fatalf("got %+v (data %s), want the appended event %+v", got, got.Data, ev)
 	}
-	c.expectQuiet()
+	c.ExpectQuiet()
 }
 
 func TestResumeGetsExactlyTheMissedEventsInOrder(t *testing.T) {
@@ -111,17 +112,17 @@ func TestResumeGetsExactlyTheMissedEventsInOrder(t *testing.T) {
 	for range 3 {
 		e.append(t, a.svc, u, "trip.updated", nil)
 	}
-	c.expectSeqs(1, 2, 3)
-	c.conn.Close(websocket.StatusNormalClosure, "")
+	c.ExpectSeqs(1, 2, 3)
+	c.Close()
 
 	for range 3 {
 		e.append(t, a.svc, u, "trip.updated", nil)
 	}
 	c = a.connect(t, u, "since=3")
-	c.expectSeqs(4, 5, 6)
+	c.ExpectSeqs(4, 5, 6)
 	e.append(t, a.svc, u, "ride.cancelled", nil)
-	c.expectSeqs(7)
-	c.expectQuiet()
+	c.ExpectSeqs(7)
+	c.ExpectQuiet()
 
 	// Events committed while the replay runs arrive once each, in order.
 	done := make(chan struct{})
@@ -136,10 +137,10 @@ func TestResumeGetsExactlyTheMissedEventsInOrder(t *testing.T) {
 	for i := range want {
 		want[i] = int64(i + 1)
 	}
-	r.expectSeqs(want...)
+	r.ExpectSeqs(want...)
 	<-done
-	r.expectQuiet()
-	c.expectSeqs(want[7:]...)
+	r.ExpectQuiet()
+	c.ExpectSeqs(want[7:]...)
 	if n := value(t, a.svc.m.replay); n != 2 {
 		t.Errorf("replay histogram counted %v replays, want 2", n)
 	}
@@ -164,10 +165,10 @@ func TestRolledBackTransactionDeliversNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.append(t, a.svc, u, "ride.matched", map[string]string{"trip": "kept"})
-	if m := c.expectSeqs(1)[0]; string(m.Data) != `{"trip":"kept"}` {
+	if m := c.ExpectSeqs(1)[0]; string(m.Data) != `{"trip":"kept"}` {
 		t.Fatalf("got %s, want the committed event", m.Data)
 	}
-	c.expectQuiet()
+	c.ExpectQuiet()
 }
 
 func TestTwoReplicasDeliverEachOthersEvents(t *testing.T) {
@@ -180,19 +181,19 @@ func TestTwoReplicasDeliverEachOthersEvents(t *testing.T) {
 	onA := a.connect(t, rider, "")
 	e.append(t, a.svc, rider, "ride.matched", nil)
 	e.append(t, b.svc, rider, "trip.updated", nil)
-	onB.expectSeqs(1, 2)
-	onA.expectSeqs(1, 2)
+	onB.ExpectSeqs(1, 2)
+	onA.ExpectSeqs(1, 2)
 
 	// Disposable messages reach every replica, without seq, and are not stored.
 	if err := a.svc.Publish(context.Background(), []uuid.UUID{rider, driver}, "driver.location", map[string]float64{"lat": 12.9, "lng": 77.6}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*client{onA, onB} {
-		m := c.next()
+	for _, c := range []*notifytest.Socket{onA, onB} {
+		m := c.Next()
 		if m.Type != "event" || m.Kind != "driver.location" || m.Seq != 0 || string(m.Data) != `{"lat":12.9,"lng":77.6}` {
 			t.Fatalf("got %+v, want a disposable driver.location", m)
 		}
-		c.expectQuiet()
+		c.ExpectQuiet()
 	}
 	var n int
 	if err := e.pool.QueryRow(context.Background(), "SELECT count(*) FROM events WHERE kind = 'driver.location'").Scan(&n); err != nil || n != 0 {
@@ -219,11 +220,11 @@ func TestKilledListenerLosesNothing(t *testing.T) {
 	for range 5 {
 		e.append(t, a.svc, u, "trip.updated", nil)
 	}
-	c.expectSeqs(1, 2, 3, 4, 5)
+	c.ExpectSeqs(1, 2, 3, 4, 5)
 	eventually(t, 10*time.Second, "the listener to come back", func() bool { return a.svc.listens.Load() >= 2 })
 	e.append(t, a.svc, u, "trip.updated", nil)
-	c.expectSeqs(6)
-	c.expectQuiet()
+	c.ExpectSeqs(6)
+	c.ExpectQuiet()
 	if got := value(t, a.svc.m.reconnects); got != 1 {
 		t.Errorf("reconnects = %v, want 1", got)
 	}
@@ -245,7 +246,7 @@ func TestCatchUpFindsEventsWithoutNotifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.expectSeqs(1)
+	c.ExpectSeqs(1)
 }
 
 func TestSlowReaderIsClosedAndOthersKeepReceiving(t *testing.T) {
@@ -267,7 +268,7 @@ func TestSlowReaderIsClosedAndOthersKeepReceiving(t *testing.T) {
 	readerDone := make(chan error, 1)
 	go func() {
 		for {
-			m, err := fast.read(30 * time.Second)
+			m, err := fast.Read(30 * time.Second)
 			if err != nil {
 				readerDone <- err
 				return
@@ -309,7 +310,7 @@ func TestSlowReaderIsClosedAndOthersKeepReceiving(t *testing.T) {
 	}
 
 	// The slow client reads what reached it, then the close.
-	if code, reason := slow.expectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
+	if code, reason := slow.ExpectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
 		t.Fatalf("slow reader closed with %d %q, want 1008 telling it to resume with since", code, reason)
 	}
 }
@@ -352,16 +353,16 @@ func TestClientMessages(t *testing.T) {
 
 	t.Run("a handler that panics gets an internal error", func(t *testing.T) {
 		c := a.connect(t, driver, "")
-		c.sendRaw([]byte(`{"type": "crash"}`))
-		if m := c.next(); m.Type != "error" || m.Code != "internal" {
+		c.SendRaw([]byte(`{"type": "crash"}`))
+		if m := c.Next(); m.Type != "error" || m.Code != "internal" {
 			t.Fatalf("got %+v, want an internal error", m)
 		}
-		c.expectQuiet()
+		c.ExpectQuiet()
 	})
 	t.Run("handled message", func(t *testing.T) {
 		c := a.connect(t, driver, "")
-		c.send(fix{Type: "location", Lat: 12.9})
-		c.expectQuiet()
+		c.Send(fix{Type: "location", Lat: 12.9})
+		c.ExpectQuiet()
 		mu.Lock()
 		defer mu.Unlock()
 		if len(got) != 1 || got[0].Lat != 12.9 {
@@ -378,24 +379,24 @@ func TestClientMessages(t *testing.T) {
 			{`{"lat": 1}`, "malformed", "type"},
 			{`{"type": "teleport"}`, "unknown_type", "teleport"},
 		} {
-			c.sendRaw([]byte(tc.raw))
-			m := c.next()
+			c.SendRaw([]byte(tc.raw))
+			m := c.Next()
 			if m.Type != "error" || m.Code != tc.code || !strings.Contains(m.Message, tc.mentions) {
 				t.Errorf("%s: got %+v, want error %s mentioning %q", tc.raw, m, tc.code, tc.mentions)
 			}
 		}
-		c.expectQuiet()
+		c.ExpectQuiet()
 		e.append(t, a.svc, driver, "trip.assigned", nil)
-		if m := c.next(); m.Type != "event" {
+		if m := c.Next(); m.Type != "event" {
 			t.Fatalf("got %+v, want the event", m)
 		}
 	})
 	t.Run("repeated misbehaviour closes with 1008", func(t *testing.T) {
 		c := a.connect(t, driver, "")
 		for range 4 {
-			c.sendRaw([]byte(`{"type": "teleport"}`))
+			c.SendRaw([]byte(`{"type": "teleport"}`))
 		}
-		if code, _ := c.expectClose(5 * time.Second); code != websocket.StatusPolicyViolation {
+		if code, _ := c.ExpectClose(5 * time.Second); code != websocket.StatusPolicyViolation {
 			t.Fatalf("closed with %d, want 1008", code)
 		}
 	})
@@ -403,10 +404,10 @@ func TestClientMessages(t *testing.T) {
 		c := a.connect(t, driver, "")
 		codes := map[string]int{}
 		for range 20 {
-			c.sendRaw([]byte(`{"type": "ping"}`))
+			c.SendRaw([]byte(`{"type": "ping"}`))
 		}
 		for {
-			m, err := c.read(5 * time.Second)
+			m, err := c.Read(5 * time.Second)
 			if err != nil {
 				if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 					t.Fatalf("closed with %v, want 1008", err)
@@ -421,16 +422,16 @@ func TestClientMessages(t *testing.T) {
 	})
 	t.Run("a message over 64 KiB closes with 1009", func(t *testing.T) {
 		c := a.connect(t, driver, "")
-		c.sendRaw([]byte(`{"type": "location", "pad": "` + strings.Repeat("x", MaxClientMessage) + `"}`))
-		if code, _ := c.expectClose(5 * time.Second); code != websocket.StatusMessageTooBig {
+		c.SendRaw([]byte(`{"type": "location", "pad": "` + strings.Repeat("x", MaxClientMessage) + `"}`))
+		if code, _ := c.ExpectClose(5 * time.Second); code != websocket.StatusMessageTooBig {
 			t.Fatalf("closed with %d, want 1009", code)
 		}
 	})
 	t.Run("a message of 64 KiB is read", func(t *testing.T) {
 		c := a.connect(t, driver, "")
 		head := `{"type": "location", "lat": 1, "pad": "`
-		c.sendRaw([]byte(head + strings.Repeat("x", MaxClientMessage-len(head)-2) + `"}`))
-		c.expectQuiet()
+		c.SendRaw([]byte(head + strings.Repeat("x", MaxClientMessage-len(head)-2) + `"}`))
+		c.ExpectQuiet()
 	})
 }
 
@@ -446,8 +447,8 @@ func TestDisconnectUserClosesSocketsOnEveryReplica(t *testing.T) {
 	if err := a.svc.DisconnectUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]*client{"replica a": onA, "replica b": onB} {
-		if code, reason := c.expectClose(time.Second); code != websocket.StatusNormalClosure || reason != "signed out" {
+	for name, c := range map[string]*notifytest.Socket{"replica a": onA, "replica b": onB} {
+		if code, reason := c.ExpectClose(time.Second); code != websocket.StatusNormalClosure || reason != "signed out" {
 			t.Fatalf("%s: closed with %d %q, want 1000 signed out", name, code, reason)
 		}
 	}
@@ -455,7 +456,7 @@ func TestDisconnectUserClosesSocketsOnEveryReplica(t *testing.T) {
 		t.Errorf("sockets closed after %s, want within a second", d)
 	}
 	e.append(t, a.svc, other, "trip.updated", nil)
-	otherOnB.expectSeqs(1)
+	otherOnB.ExpectSeqs(1)
 }
 
 func TestSinceTooOld(t *testing.T) {
@@ -476,26 +477,26 @@ func TestSinceTooOld(t *testing.T) {
 
 	t.Run("the next event is kept", func(t *testing.T) {
 		c := a.connect(t, u, "since=3")
-		c.expectSeqs(4, 5)
-		c.expectQuiet()
+		c.ExpectSeqs(4, 5)
+		c.ExpectQuiet()
 	})
 	t.Run("since=0 replays what is kept", func(t *testing.T) {
 		c := a.connect(t, u, "since=0")
-		c.expectSeqs(4, 5)
-		c.expectQuiet()
+		c.ExpectSeqs(4, 5)
+		c.ExpectQuiet()
 	})
 	last := int64(5)
 	for _, since := range []string{"1", "2", "9"} {
 		t.Run("since="+since, func(t *testing.T) {
 			c := a.connect(t, u, "since="+since)
-			m := c.next()
+			m := c.Next()
 			if m.Type != "error" || m.Code != "since_too_old" || m.LastSeq == nil || *m.LastSeq != last {
 				t.Fatalf("got %+v, want since_too_old with last_seq %d", m, last)
 			}
 			last++
 			// The stream goes on after last_seq.
 			ev := e.append(t, a.svc, u, "trip.updated", nil)
-			c.expectSeqs(ev.Seq)
+			c.ExpectSeqs(ev.Seq)
 		})
 	}
 	t.Run("over REST", func(t *testing.T) {
@@ -614,7 +615,7 @@ func TestGoAwayClosesSocketsAndRefusesNewOnes(t *testing.T) {
 		defer close(closed)
 		a.svc.GoAway(context.Background())
 	}()
-	if code, _ := c.expectClose(5 * time.Second); code != websocket.StatusGoingAway {
+	if code, _ := c.ExpectClose(5 * time.Second); code != websocket.StatusGoingAway {
 		t.Fatalf("closed with %d, want 1001", code)
 	}
 	<-closed
@@ -645,7 +646,7 @@ func TestUnansweredPingsCloseTheSocket(t *testing.T) {
 	// A client that reads answers pings and stays.
 	c := a.connect(t, u, "")
 	for range 5 {
-		c.expectQuiet()
+		c.ExpectQuiet()
 		time.Sleep(30 * time.Millisecond) // let pings happen in between
 	}
 }
@@ -678,11 +679,11 @@ func TestRevokedTokenClosesItsSocket(t *testing.T) {
 	a := e.replica(t, cfg)
 	u := e.user(t, identity.RoleRider)
 	c := a.connect(t, u, "")
-	c.expectQuiet()
+	c.ExpectQuiet()
 	e.auth.mu.Lock()
 	delete(e.auth.tokens, token(u)) // revoked without telling any replica
 	e.auth.mu.Unlock()
-	code, reason := c.expectClose(5 * time.Second)
+	code, reason := c.ExpectClose(5 * time.Second)
 	if code != websocket.StatusPolicyViolation || !strings.Contains(reason, "revoked") {
 		t.Fatalf("close = %d %q, want 1008 naming the revoked token", code, reason)
 	}
@@ -706,7 +707,7 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 		t.Fatalf("third socket: err %v, response %+v; want 429 with Retry-After", err, resp)
 	}
 	a.connect(t, e.user(t, identity.RoleRider), "") // other users are not affected
-	first.conn.Close(websocket.StatusNormalClosure, "")
+	first.Close()
 	eventually(t, 5*time.Second, "room for another socket", func() bool {
 		c, _, err := a.dial(ctx, "", http.Header{"Authorization": {"Bearer " + token(u)}})
 		if err == nil {
@@ -742,7 +743,7 @@ func TestStalledReaderGetsACloseFrame(t *testing.T) {
 		}
 		e.append(t, a.svc, u, "trip.updated", big)
 	}
-	if code, reason := stalled.expectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
+	if code, reason := stalled.ExpectClose(20 * time.Second); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "since") {
 		t.Fatalf("stalled reader closed with %d %q, want 1008 telling it to resume with since", code, reason)
 	}
 }

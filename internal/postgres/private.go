@@ -32,6 +32,10 @@ type PrivateOptions struct {
 	Fast bool
 	// Logger receives progress messages.
 	Logger *slog.Logger
+	// SocketDir, when set, is the folder for the server's Unix socket (it
+	// must exist and be short); it is kept on Stop, so a server started
+	// again on it has the same URL. Unset: a new temporary folder.
+	SocketDir string
 }
 
 // Private is a Postgres server started by this process from the local
@@ -42,11 +46,12 @@ type Private struct {
 	// AdminURL connects to the maintenance database "postgres".
 	AdminURL string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	sockDir string
-	logger  *slog.Logger
+	cmd      *exec.Cmd
+	done     chan struct{}
+	waitErr  error
+	sockDir  string
+	keepSock bool
+	logger   *slog.Logger
 }
 
 // installGlob is where Debian and Ubuntu install Postgres versions.
@@ -195,12 +200,19 @@ func StartPrivate(ctx context.Context, opts PrivateOptions) (*Private, error) {
 	}
 
 	// A short socket folder: Unix socket paths are limited to ~100 bytes.
-	sockDir, err := os.MkdirTemp("", "lastmile-pg-")
-	if err != nil {
-		return nil, fmt.Errorf("create socket folder: %w", err)
+	sockDir, keepSock := opts.SocketDir, opts.SocketDir != ""
+	if !keepSock {
+		if sockDir, err = os.MkdirTemp("", "lastmile-pg-"); err != nil {
+			return nil, fmt.Errorf("create socket folder: %w", err)
+		}
+	}
+	removeSock := func() {
+		if !keepSock {
+			os.RemoveAll(sockDir)
+		}
 	}
 	if err := chownTree(sockDir, cred); err != nil {
-		os.RemoveAll(sockDir)
+		removeSock()
 		return nil, fmt.Errorf("give socket folder to the postgres user: %w", err)
 	}
 	args := []string{"-D", pgdata, "-k", sockDir, "-c", "listen_addresses=", "-c", "max_connections=300"}
@@ -211,10 +223,10 @@ func StartPrivate(ctx context.Context, opts PrivateOptions) (*Private, error) {
 	cmd.SysProcAttr = attr()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(sockDir)
+		removeSock()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	p := &Private{cmd: cmd, done: make(chan struct{}), sockDir: sockDir, logger: logger}
+	p := &Private{cmd: cmd, done: make(chan struct{}), sockDir: sockDir, keepSock: keepSock, logger: logger}
 	go func() { // owned by p: ends when the child exits
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -277,10 +289,15 @@ func (p *Private) ensureDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
+// PID is the postmaster's process id (its backends are its children).
+func (p *Private) PID() int { return p.cmd.Process.Pid }
+
 // Stop shuts Postgres down cleanly (fast shutdown: sessions are ended,
 // committed data is flushed), waiting up to 30 s before killing it.
 func (p *Private) Stop() error {
-	defer os.RemoveAll(p.sockDir)
+	if !p.keepSock {
+		defer os.RemoveAll(p.sockDir)
+	}
 	select {
 	case <-p.done:
 		return nil

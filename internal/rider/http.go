@@ -53,6 +53,7 @@ func (h *Handler) Routes(r chi.Router, requireAuth func(http.Handler) http.Handl
 		r.Use(requireAuth)
 		r.With(idempotent).Post("/api/v1/ride-requests", h.create)
 		r.Get("/api/v1/ride-requests", h.list)
+		r.Get("/api/v1/ride-requests/stats", h.stats)
 		r.Get("/api/v1/ride-requests/{request_id}", h.get)
 		r.Post("/api/v1/ride-requests/{request_id}/cancel", h.cancel)
 	})
@@ -137,4 +138,18 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusOK, req)
+}
+
+// stats answers the operator's live counters.
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request) {
+	if _, err := httpx.Caller(r, identity.RoleOperator); err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	st, err := h.svc.Stats(r.Context())
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, st)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/paging"
 	"github.com/lastmile/lastmile/internal/postgres"
@@ -131,8 +132,16 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, err
 	}
-	row, err := s.q.CreateRequest(ctx, riderdb.CreateRequestParams{
-		RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+	var req Request
+	err = postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		row, err := s.q.WithTx(tx).CreateRequest(ctx, riderdb.CreateRequestParams{
+			RiderID: riderID, StationID: in.StationID, DestinationAreaID: in.DestinationAreaID, ArrivalTime: at, PartySize: int16(party)})
+		if err != nil {
+			return err
+		}
+		req = toRequest(row)
+		return idempotency.StoreCreated(ctx, tx, req)
+	})
 	if _, c, ok := postgres.Violation(err); ok {
 		switch c {
 		case "ride_requests_one_open_per_rider":
@@ -146,7 +155,7 @@ func (s *Service) Create(ctx context.Context, riderID uuid.UUID, in RequestInput
 	if err != nil {
 		return Request{}, fmt.Errorf("create ride request: %w", err)
 	}
-	return toRequest(row), nil
+	return req, nil
 }
 
 // Get returns a request its rider or an operator may see; anyone else gets

@@ -95,8 +95,11 @@ func (a *api) do(ctx context.Context, method, path, token string, body, out any,
 
 // once tries a call once. wait is how long to wait before a retry (0: the
 // caller's backoff), or negative when a retry cannot help.
-func (a *api) once(ctx context.Context, method, path, token, key string, payload []byte, out any) (wait time.Duration, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+func (a *api) once(parent context.Context, method, path, token, key string, payload []byte, out any) (wait time.Duration, err error) {
+	// A call under way finishes (within its timeout) even when the run
+	// ends: cutting it would leave the server a half-done request and the
+	// report an error that is none; the retries do stop.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 15*time.Second)
 	defer cancel()
 	var body io.Reader
 	if payload != nil {
@@ -117,7 +120,9 @@ func (a *api) once(ctx context.Context, method, path, token, key string, payload
 	}
 	resp, err := a.http.Do(req)
 	if err != nil {
-		a.stats.errorf("http_network")
+		if parent.Err() == nil { // not the run ending
+			a.stats.errorf("http_network")
+		}
 		return 0, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()

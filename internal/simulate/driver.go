@@ -196,6 +196,9 @@ func (d *driverAgent) publish(ctx context.Context, p DriverPlan) (string, bool) 
 		err := w.api.do(ctx, http.MethodPost, "/api/v1/routes", d.token, body, &route, callOpts{idempotent: true})
 		if err == nil {
 			w.stats.routes.Add(1)
+			w.mu.Lock()
+			w.routes[route.ID] = d.token
+			w.mu.Unlock()
 			return route.ID, true
 		}
 		if statusOf(err) != http.StatusConflict || ctx.Err() != nil {
@@ -255,14 +258,14 @@ func (d *driverAgent) atStation(ctx context.Context, routeID string, st Station,
 			w.stats.arrivals.Add(1)
 		case statusOf(err) == http.StatusConflict: // recorded by an earlier try
 		default:
-			w.stats.errorf("arrived_failed_%d", statusOf(err))
+			w.failed(ctx, "arrived_failed_%d", statusOf(err))
 			return false
 		}
 		v.arrivedAt = time.Now()
 	}
 	var t tripView
 	if err := w.api.do(ctx, http.MethodGet, base, d.token, nil, &t); err != nil {
-		w.stats.errorf("trip_get_failed_%d", statusOf(err))
+		w.failed(ctx, "trip_get_failed_%d", statusOf(err))
 		return false
 	}
 	if t.Status != "scheduled" {
@@ -281,7 +284,7 @@ func (d *driverAgent) atStation(ctx context.Context, routeID string, st Station,
 					onBoard++
 					continue
 				} else if statusOf(err) != http.StatusConflict {
-					w.stats.errorf("pickup_failed_%d", statusOf(err))
+					w.failed(ctx, "pickup_failed_%d", statusOf(err))
 				}
 				waiting++
 			case time.Since(v.arrivedAt) >= w.noShowWait:
@@ -292,7 +295,7 @@ func (d *driverAgent) atStation(ctx context.Context, routeID string, st Station,
 					continue
 				}
 				if statusOf(err) != http.StatusConflict { // 409: too early for the server; try again
-					w.stats.errorf("no_show_failed_%d", statusOf(err))
+					w.failed(ctx, "no_show_failed_%d", statusOf(err))
 				}
 				waiting++
 			default:
@@ -314,7 +317,7 @@ func (d *driverAgent) atStation(ctx context.Context, routeID string, st Station,
 	case statusOf(err) == http.StatusConflict:
 		return false // look again
 	default:
-		w.stats.errorf("start_failed_%d", statusOf(err))
+		w.failed(ctx, "start_failed_%d", statusOf(err))
 		return false
 	}
 }

@@ -7,9 +7,9 @@ import (
 )
 
 // View is what the invariant checks read: the trips of the run with their
-// recorded events, the routes they belong to, and each simulated rider's
-// event log and what its client received. It is gathered over the public
-// API at the end of a run.
+// recorded events, the routes the run published (whose whole history those
+// trips hold), and each simulated rider's event log and what its client
+// received. It is gathered over the public API at the end of a run.
 type View struct {
 	Routes map[string]RouteState `json:"routes"`
 	Trips  []TripState           `json:"trips"`
@@ -29,8 +29,6 @@ type TripState struct {
 	Status  string       `json:"status"`
 	Riders  []TripRider  `json:"riders"`
 	Events  []TripRecord `json:"events"`
-
-	driverID string
 }
 
 // TripRider is one rider entry of a trip.
@@ -135,8 +133,10 @@ func checkSeats(v View) Check {
 	for _, t := range v.Trips {
 		byRoute[t.RouteID] = append(byRoute[t.RouteID], t)
 	}
-	ids := make([]string, 0, len(byRoute))
-	for id := range byRoute {
+	// Every route read, with or without trips (one without must have every
+	// seat free).
+	ids := make([]string, 0, len(v.Routes))
+	for id := range v.Routes {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)

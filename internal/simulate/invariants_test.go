@@ -60,6 +60,9 @@ func TestCheckInvariants(t *testing.T) {
 		{"seats_free disagrees with the riders", func(v *View) {
 			v.Routes["r1"] = RouteState{SeatsTotal: 2, SeatsFree: 2}
 		}, "seats", "seats_free 2"},
+		{"a seat taken on a route without trips", func(v *View) {
+			v.Routes["r9"] = RouteState{SeatsTotal: 3, SeatsFree: 2}
+		}, "seats", "route r9: seats_free 2, but 0 of 3"},
 		{"one request held by two trips", func(v *View) {
 			v.Trips = append(v.Trips, TripState{ID: "t3", RouteID: "r2", Status: "scheduled",
 				Riders: []TripRider{{"c", "qc", 1, "matched"}}, Events: []TripRecord{rec("rider_joined", 11, "c")}})

@@ -104,6 +104,7 @@ type world struct {
 	mu        sync.Mutex
 	crossings map[string]time.Time // route|station → first fix inside the radius
 	freedAt   map[string]time.Time // route → when a seat last came back
+	routes    map[string]string    // routes this run published → the driver's token
 	gen       *generator
 	nextRider int
 }
@@ -129,6 +130,14 @@ func (w *world) crossed(routeID, stationID string, at time.Time) {
 		w.crossings[k] = at
 	}
 	w.mu.Unlock()
+}
+
+// failed counts an error of a kind, unless ctx ended (a call cut short
+// by the end of the run is no error).
+func (w *world) failed(ctx context.Context, format string, args ...any) {
+	if ctx.Err() == nil {
+		w.stats.errorf(format, args...)
+	}
 }
 
 // freed records that a seat of the route came back (a cancel, a no-show).
@@ -226,7 +235,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		base: base, operatorToken: o.OperatorToken, hc: hc, stats: st, logger: o.Logger,
 		api:     &api{base: base, http: hc, stats: st, attempts: 8},
 		speedup: o.Speedup, interval: o.Interval, noShowWait: o.NoShowWait, demo: o.Demo,
-		began: time.Now(), byID: map[string]*riderAgent{}, crossings: map[string]time.Time{}, freedAt: map[string]time.Time{},
+		began: time.Now(), byID: map[string]*riderAgent{}, crossings: map[string]time.Time{}, freedAt: map[string]time.Time{}, routes: map[string]string{},
 	}
 	rep := &Report{URL: base, Seed: o.Seed, Drivers: o.Drivers, Riders: o.Riders, Duration: o.Duration.String(),
 		Speedup: o.Speedup, Interval: o.Interval.String(), Demo: o.Demo}

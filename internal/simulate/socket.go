@@ -53,9 +53,6 @@ type socket struct {
 	// connected is closed once the first dial succeeded.
 	connected chan struct{}
 	once      sync.Once
-	// dupes and gaps count events seen twice or skipped (both break the
-	// stream's contract).
-	dupes, gaps int64
 }
 
 func newSocket(base, token string, hc *http.Client, st *stats, onEvent func(event, time.Time)) *socket {
@@ -158,15 +155,7 @@ func (s *socket) read(ctx context.Context, conn *websocket.Conn, connectedAt tim
 			}
 			s.mu.Lock()
 			last := s.lastSeq
-			switch {
-			case m.Seq <= last:
-				s.dupes++
-			case m.Seq > last+1:
-				s.gaps += m.Seq - last - 1
-			}
-			if m.Seq > last {
-				s.lastSeq = m.Seq
-			}
+			s.lastSeq = max(last, m.Seq)
 			s.mu.Unlock()
 			if m.Seq <= last { // told twice: the owner counts it, and ignores it otherwise
 				s.stats.errorf("event_duplicate")
@@ -175,7 +164,7 @@ func (s *socket) read(ctx context.Context, conn *websocket.Conn, connectedAt tim
 				}
 				continue
 			}
-			if m.Seq > last+1 {
+			if m.Seq > last+1 { // events skipped: the stream's contract broken
 				s.stats.errorf("event_gap")
 			}
 			s.stats.eventsTaken.Add(1)

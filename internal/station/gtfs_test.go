@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/httpx"
 )
 
 // zipFeed returns a zip archive holding files (name → content).
@@ -287,6 +289,40 @@ func TestSlugify(t *testing.T) {
 				t.Fatalf("slugify(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// An operator imports a feed from the browser: the body is the file. Others
+// are refused, a broken feed is refused naming the line, and an upload over
+// the body limit gets 413; none of them change anything.
+func TestImportOverHTTP(t *testing.T) {
+	e := newEnv(t)
+	feed := zipFeed(t, map[string]string{"stops.txt": "stop_id,stop_name,stop_lat,stop_lon,location_type\nPL1,Platform,12.9,77.6,0\nST1,Silk Board,12.9177,77.6238,1\n"})
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{{"no token", "", 401}, {"rider", riderToken, 403}, {"driver", driverToken, 403}} {
+		if code, _ := e.call(t, "POST", "/api/v1/stations/import", c.token, string(feed)); code != c.want {
+			t.Errorf("import as %s = %d, want %d", c.name, code, c.want)
+		}
+	}
+	code, problem := e.call(t, "POST", "/api/v1/stations/import", operatorToken, "stop_id,stop_name\nX,No position\n")
+	if code != 422 || !strings.Contains(fmt.Sprint(problem), "stop_lat") {
+		t.Errorf("a feed without coordinates = %d %v, want 422 naming stop_lat", code, problem)
+	}
+	code, problem = e.call(t, "POST", "/api/v1/stations/import", operatorToken, strings.Repeat("x", httpx.MaxBodyBytes+1))
+	if code != 413 {
+		t.Errorf("an oversized upload = %d %v, want 413", code, problem)
+	}
+	if ids := stationIDs(t, e.svc); len(ids) != 0 {
+		t.Fatalf("refused imports created %v", ids)
+	}
+	code, res := e.call(t, "POST", "/api/v1/stations/import", operatorToken, string(feed))
+	if code != 200 || res["created"] != float64(1) || res["ignored"] != float64(1) {
+		t.Fatalf("import = %d %v, want 1 created and 1 ignored", code, res)
+	}
+	if st, err := e.svc.Get(context.Background(), "st1"); err != nil || st.Name != "Silk Board" {
+		t.Fatalf("imported station = %+v, %v", st, err)
 	}
 }
 

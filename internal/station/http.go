@@ -1,7 +1,10 @@
 package station
 
 import (
+	"bytes"
 	_ "embed"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -42,7 +45,34 @@ func (h *Handler) Routes(r chi.Router, requireAuth, idempotent func(http.Handler
 		r.With(idempotent).Post("/api/v1/stations/{id}/areas", h.createArea)
 		r.Patch("/api/v1/stations/{id}/areas/{area_id}", h.updateArea)
 		r.Delete("/api/v1/stations/{id}/areas/{area_id}", h.deleteArea)
+		r.Post("/api/v1/stations/import", h.importFeed)
 	})
+}
+
+var errUploadTooLarge = fault.New(fault.TooLarge, "the feed is larger than the 1 MiB a request may carry: upload its stops.txt alone, or run `lastmile stations import FILE`")
+
+// importFeed imports the GTFS feed in the body (a .zip or a stops.txt),
+// like `lastmile stations import`.
+func (h *Handler) importFeed(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			err = errUploadTooLarge
+		}
+		httpx.Error(w, r, err)
+		return
+	}
+	if len(body) == 0 {
+		httpx.Error(w, r, &fault.Validation{Fields: []fault.FieldError{{Field: "body", Message: "send a GTFS .zip or stops.txt"}}})
+		return
+	}
+	res, err := h.svc.ImportGTFS(r.Context(), bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		httpx.Error(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, res)
 }
 
 // pathID reads a station or area id from the path; a value that cannot be

@@ -56,8 +56,8 @@ func TestSeedFillsAnEmptyCatalogOnce(t *testing.T) {
 	if ecity.Name != "Electronic City" || ecity.RadiusM != 800 || len(ecity.Areas) == 0 || ecity.Lines == nil {
 		t.Fatalf("ecity = %+v", ecity)
 	}
-	if st, err := svc.AreaStation(ctx, "wipro-gate"); err != nil || st != "ecity" {
-		t.Fatalf("AreaStation(wipro-gate) = %q, %v; want ecity", st, err)
+	if st, ok := areaStation(t, svc, "wipro-gate"); !ok || st != "ecity" {
+		t.Fatalf("area wipro-gate belongs to %q (%v), want ecity", st, ok)
 	}
 
 	// An operator renames a station; seeding again changes and adds nothing.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
+	"github.com/lastmile/lastmile/internal/idempotency"
 	"github.com/lastmile/lastmile/internal/postgres"
 	"github.com/lastmile/lastmile/internal/station/internal/stationdb"
 )
@@ -55,10 +56,6 @@ type Fence struct {
 	Center    geo.Point
 	RadiusM   float64
 }
-
-// Contains reports whether p lies inside the fence (great-circle distance
-// at most RadiusM).
-func (f Fence) Contains(p geo.Point) bool { return geo.DistanceM(f.Center, p) <= f.RadiusM }
 
 // Service owns the station catalog. Every read goes to Postgres, so all
 // replicas see a write as soon as it commits.
@@ -112,19 +109,6 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]Station,
 	return list, next, err
 }
 
-// AreaStation returns the id of the station area areaID belongs to, or
-// ErrAreaNotFound.
-func (s *Service) AreaStation(ctx context.Context, areaID string) (string, error) {
-	id, err := s.q.AreaStation(ctx, areaID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrAreaNotFound
-	}
-	if err != nil {
-		return "", fmt.Errorf("find the station of area %s: %w", areaID, err)
-	}
-	return id, nil
-}
-
 // Fences returns the fence of each of ids that exists, keyed by station id,
 // in one indexed query. Proximity detection loads the fences of a route's
 // stations once, when it learns the route, and keeps them: the GPS path
@@ -163,7 +147,7 @@ func (s *Service) Create(ctx context.Context, in StationInput) (Station, error) 
 		if err != nil {
 			return Station{}, err
 		}
-		return list[0], nil
+		return list[0], idempotency.StoreCreated(ctx, tx, list[0])
 	})
 }
 
@@ -269,7 +253,10 @@ func (s *Service) CreateArea(ctx context.Context, stationID string, in AreaInput
 		if n >= MaxAreas {
 			return ErrTooManyAreas
 		}
-		return insertArea(ctx, q, stationID, a)
+		if err := insertArea(ctx, q, stationID, a); err != nil {
+			return err
+		}
+		return idempotency.StoreCreated(ctx, tx, a)
 	})
 	if err != nil {
 		return Area{}, err

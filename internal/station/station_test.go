@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/fault"
@@ -46,6 +47,20 @@ func (f fakeAuth) Authenticate(_ context.Context, token string) (identity.Princi
 func newService(tb testing.TB) *Service {
 	tb.Helper()
 	return New(pgtest.New(tb), slog.New(slog.DiscardHandler))
+}
+
+// areaStation reads which station areaID belongs to, straight from the
+// table; ok is false when there is no such area.
+func areaStation(tb testing.TB, svc *Service, areaID string) (station string, ok bool) {
+	tb.Helper()
+	err := svc.pool.QueryRow(context.Background(), `SELECT station_id FROM areas WHERE id = $1`, areaID).Scan(&station)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return station, true
 }
 
 type testEnv struct {

@@ -88,9 +88,12 @@ type View struct {
 	Riders            []Rider     `json:"riders"`
 	Events            []EventView `json:"events"`
 	ArrivedAt         *time.Time  `json:"arrived_at,omitempty"`
-	StartedAt         *time.Time  `json:"started_at,omitempty"`
-	EndedAt           *time.Time  `json:"ended_at,omitempty"`
-	CreatedAt         time.Time   `json:"created_at"`
+	// NoShowAt is when the driver may start marking riders no-show (a
+	// scheduled trip after arrival only).
+	NoShowAt  *time.Time `json:"no_show_at,omitempty"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // SeesDriver reports whether p may see where the trip's driver is now: only
@@ -122,6 +125,7 @@ type Summary struct {
 	Status            Status     `json:"status"`
 	Riders            []Rider    `json:"riders"`
 	ArrivedAt         *time.Time `json:"arrived_at,omitempty"`
+	NoShowAt          *time.Time `json:"no_show_at,omitempty"`
 	StartedAt         *time.Time `json:"started_at,omitempty"`
 	EndedAt           *time.Time `json:"ended_at,omitempty"`
 	CreatedAt         time.Time  `json:"created_at"`
@@ -131,7 +135,7 @@ type Summary struct {
 func (v View) Summary() Summary {
 	s := Summary{
 		ID: v.ID, DriverID: v.DriverID, RouteID: v.RouteID, StationID: v.StationID, DestinationAreaID: v.DestinationAreaID,
-		Status: v.Status, Riders: []Rider{}, ArrivedAt: v.ArrivedAt, StartedAt: v.StartedAt, EndedAt: v.EndedAt, CreatedAt: v.CreatedAt,
+		Status: v.Status, Riders: []Rider{}, ArrivedAt: v.ArrivedAt, NoShowAt: v.NoShowAt, StartedAt: v.StartedAt, EndedAt: v.EndedAt, CreatedAt: v.CreatedAt,
 	}
 	for _, r := range v.Riders {
 		if r.holdsSeats() || r.Status == RiderDroppedOff {
@@ -181,10 +185,10 @@ func (s *Service) view(ctx context.Context, q *tripdb.Queries, t Trip, createdAt
 	if err != nil {
 		return View{}, fmt.Errorf("trip events: %w", err)
 	}
-	return toView(t, createdAt, evs), nil
+	return toView(t, createdAt, evs, s.cfg.NoShowWait), nil
 }
 
-func toView(t Trip, createdAt time.Time, evs []tripdb.TripEvent) View {
+func toView(t Trip, createdAt time.Time, evs []tripdb.TripEvent, noShowWait time.Duration) View {
 	v := View{
 		ID: t.ID, DriverID: t.DriverID, RouteID: t.RouteID, StationID: t.StationID, DestinationAreaID: t.DestinationAreaID,
 		Status: t.Status, Riders: t.Riders, Events: make([]EventView, len(evs)),
@@ -192,6 +196,10 @@ func toView(t Trip, createdAt time.Time, evs []tripdb.TripEvent) View {
 	}
 	if v.Riders == nil {
 		v.Riders = []Rider{}
+	}
+	if t.Status == Scheduled && v.ArrivedAt != nil {
+		at := v.ArrivedAt.Add(noShowWait)
+		v.NoShowAt = &at
 	}
 	for i, e := range evs {
 		data := map[string]any{}
@@ -619,7 +627,7 @@ func (s *Service) List(ctx context.Context, p identity.Principal, status string,
 	for i, row := range rows {
 		t := fromRow(row)
 		t.Riders = ridersOf[row.ID]
-		out[i] = toView(t, row.CreatedAt, eventsOf[row.ID])
+		out[i] = toView(t, row.CreatedAt, eventsOf[row.ID], s.cfg.NoShowWait)
 	}
 	return out, nil
 }

@@ -40,3 +40,28 @@ func (t *Tokens) Authenticate(ctx context.Context, token string) (identity.Princ
 	}
 	return identity.Principal{UserID: row.ID, Role: identity.Role(row.Role), TokenHash: h}, nil
 }
+
+// Invalid returns those of tokens that no longer authenticate anyone
+// (unknown, expired or revoked), checking them all in one query: a
+// replica re-checks the tokens of all its sockets this way.
+func (t *Tokens) Invalid(ctx context.Context, tokens []string) ([]string, error) {
+	hashes := make([][]byte, len(tokens))
+	for i, tok := range tokens {
+		hashes[i] = tokenHash(tok)
+	}
+	valid, err := t.q.ValidTokens(ctx, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("check %d tokens: %w", len(tokens), err)
+	}
+	ok := make(map[string]bool, len(valid))
+	for _, h := range valid {
+		ok[string(h)] = true
+	}
+	var out []string
+	for i, tok := range tokens {
+		if !ok[string(hashes[i])] {
+			out = append(out, tok)
+		}
+	}
+	return out, nil
+}

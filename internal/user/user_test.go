@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,6 +322,10 @@ func TestSignUpRateLimit(t *testing.T) {
 // (the owner's) still signs in, and a refused attempt writes nothing.
 func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
 	e := newEnv(t, Config{LoginLimit: -1, LoginFailures: 3})
+	// One fixed instant: the limits count in one-minute windows, and a
+	// slow run must not cross into the next one halfway.
+	at := time.Now().Truncate(time.Minute).Add(-30 * time.Second)
+	e.svc.now = func() time.Time { return at }
 	ctx := context.Background()
 	for _, email := range []string{"victim@example.com", "other@example.com"} {
 		if _, err := e.svc.SignUp(ctx, SignUpInput{Email: email, Password: "right password", Name: "V", Role: identity.RoleRider}, "192.0.2.1"); err != nil {
@@ -361,5 +366,38 @@ func TestSignInFailuresRefuseOnlyTheAddressThatFailed(t *testing.T) {
 	}
 	if _, err := e.svc.SignIn(ctx, "victim@example.com", "guess", "2001:db8:1:2::ffff"); !errors.Is(err, fault.Of(fault.RateLimited)) {
 		t.Fatalf("a fourth address in the same /64 = %v, want rate limited", err)
+	}
+}
+
+// A replica re-checks all its sockets' tokens in one query: unknown,
+// revoked and expired ones are reported, valid ones are not.
+func TestInvalidTokens(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := context.Background()
+	tokens := NewTokens(e.svc.pool)
+	var toks []string
+	for i := range 3 {
+		s, err := e.svc.SignUp(ctx, SignUpInput{Email: fmt.Sprintf("t%d@example.com", i), Password: "a good password", Name: "T", Role: identity.RoleRider}, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, s.Token)
+	}
+	p, err := tokens.Authenticate(ctx, toks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SignOut(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.pool.Exec(ctx, `UPDATE auth_tokens SET expires_at = now() - interval '1 second' WHERE hash = $1`, tokenHash(toks[2])); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tokens.Invalid(ctx, append(toks, "never-issued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{toks[1], toks[2], "never-issued"}; !slices.Equal(got, want) {
+		t.Fatalf("Invalid = %q, want the revoked, the expired and the unknown token %q", got, want)
 	}
 }

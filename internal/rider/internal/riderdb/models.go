@@ -21,4 +21,5 @@ type RideRequest struct {
 	TripID            *uuid.UUID
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	MatchedAt         *time.Time
 }

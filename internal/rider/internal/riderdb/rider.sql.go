@@ -12,10 +12,22 @@ import (
 	"github.com/google/uuid"
 )
 
+const countExpiredSince = `-- name: CountExpiredSince :one
+SELECT count(*)::int FROM ride_requests
+WHERE status = 'expired' AND updated_at >= $1
+`
+
+func (q *Queries) CountExpiredSince(ctx context.Context, since time.Time) (int32, error) {
+	row := q.db.QueryRow(ctx, countExpiredSince, since)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const createRequest = `-- name: CreateRequest :one
 INSERT INTO ride_requests (rider_id, station_id, destination_area_id, arrival_time, party_size)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at
+RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at
 `
 
 type CreateRequestParams struct {
@@ -46,6 +58,7 @@ func (q *Queries) CreateRequest(ctx context.Context, arg CreateRequestParams) (R
 		&i.TripID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.MatchedAt,
 	)
 	return i, err
 }
@@ -60,7 +73,7 @@ WITH due AS (
 )
 UPDATE ride_requests r SET status = 'expired', updated_at = now()
 FROM due WHERE r.id = due.id
-RETURNING r.id, r.rider_id, r.station_id, r.destination_area_id, r.arrival_time, r.party_size, r.status, r.trip_id, r.created_at, r.updated_at
+RETURNING r.id, r.rider_id, r.station_id, r.destination_area_id, r.arrival_time, r.party_size, r.status, r.trip_id, r.created_at, r.updated_at, r.matched_at
 `
 
 type ExpireWaitingParams struct {
@@ -90,6 +103,7 @@ func (q *Queries) ExpireWaiting(ctx context.Context, arg ExpireWaitingParams) ([
 			&i.TripID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.MatchedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -102,7 +116,7 @@ func (q *Queries) ExpireWaiting(ctx context.Context, arg ExpireWaitingParams) ([
 }
 
 const getRequest = `-- name: GetRequest :one
-SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at FROM ride_requests WHERE id = $1
+SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at FROM ride_requests WHERE id = $1
 `
 
 func (q *Queries) GetRequest(ctx context.Context, id uuid.UUID) (RideRequest, error) {
@@ -119,12 +133,13 @@ func (q *Queries) GetRequest(ctx context.Context, id uuid.UUID) (RideRequest, er
 		&i.TripID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.MatchedAt,
 	)
 	return i, err
 }
 
 const listRequests = `-- name: ListRequests :many
-SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at FROM ride_requests
+SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at FROM ride_requests
 WHERE ($1::uuid IS NULL OR rider_id = $1)
   AND ($2::text IS NULL OR status = $2)
   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
@@ -166,6 +181,7 @@ func (q *Queries) ListRequests(ctx context.Context, arg ListRequestsParams) ([]R
 			&i.TripID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.MatchedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -178,7 +194,7 @@ func (q *Queries) ListRequests(ctx context.Context, arg ListRequestsParams) ([]R
 }
 
 const lockRequest = `-- name: LockRequest :one
-SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at FROM ride_requests WHERE id = $1 FOR UPDATE
+SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at FROM ride_requests WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockRequest(ctx context.Context, id uuid.UUID) (RideRequest, error) {
@@ -195,6 +211,7 @@ func (q *Queries) LockRequest(ctx context.Context, id uuid.UUID) (RideRequest, e
 		&i.TripID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.MatchedAt,
 	)
 	return i, err
 }
@@ -211,7 +228,7 @@ func (q *Queries) LockStationQueue(ctx context.Context, stationID string) error 
 }
 
 const lockWaiting = `-- name: LockWaiting :many
-SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at FROM ride_requests
+SELECT id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at FROM ride_requests
 WHERE station_id = $1
   AND destination_area_id = $2
   AND status = 'waiting'
@@ -257,6 +274,7 @@ func (q *Queries) LockWaiting(ctx context.Context, arg LockWaitingParams) ([]Rid
 			&i.TripID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.MatchedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -269,7 +287,7 @@ func (q *Queries) LockWaiting(ctx context.Context, arg LockWaitingParams) ([]Rid
 }
 
 const markMatched = `-- name: MarkMatched :execrows
-UPDATE ride_requests SET status = 'matched', trip_id = $1, updated_at = now()
+UPDATE ride_requests SET status = 'matched', trip_id = $1, matched_at = now(), updated_at = now()
 WHERE id = ANY($2::uuid[]) AND status = 'waiting'
 `
 
@@ -286,10 +304,30 @@ func (q *Queries) MarkMatched(ctx context.Context, arg MarkMatchedParams) (int64
 	return result.RowsAffected(), nil
 }
 
+const matchStats = `-- name: MatchStats :one
+SELECT count(*)::int AS matched,
+       COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM matched_at - created_at)), 0)::float8 AS median_wait_seconds
+FROM ride_requests
+WHERE matched_at >= $1
+`
+
+type MatchStatsRow struct {
+	Matched           int32
+	MedianWaitSeconds float64
+}
+
+// Requests matched since a time, and the median seconds from request to match.
+func (q *Queries) MatchStats(ctx context.Context, since *time.Time) (MatchStatsRow, error) {
+	row := q.db.QueryRow(ctx, matchStats, since)
+	var i MatchStatsRow
+	err := row.Scan(&i.Matched, &i.MedianWaitSeconds)
+	return i, err
+}
+
 const requeue = `-- name: Requeue :many
 UPDATE ride_requests SET status = 'waiting', trip_id = NULL, updated_at = now()
 WHERE id = ANY($1::uuid[]) AND status = 'matched'
-RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at
+RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at
 `
 
 func (q *Queries) Requeue(ctx context.Context, ids []uuid.UUID) ([]RideRequest, error) {
@@ -312,6 +350,7 @@ func (q *Queries) Requeue(ctx context.Context, ids []uuid.UUID) ([]RideRequest, 
 			&i.TripID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.MatchedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -326,7 +365,7 @@ func (q *Queries) Requeue(ctx context.Context, ids []uuid.UUID) ([]RideRequest, 
 const setRequestStatus = `-- name: SetRequestStatus :one
 UPDATE ride_requests SET status = $1, updated_at = now()
 WHERE id = $2
-RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at
+RETURNING id, rider_id, station_id, destination_area_id, arrival_time, party_size, status, trip_id, created_at, updated_at, matched_at
 `
 
 type SetRequestStatusParams struct {
@@ -348,8 +387,44 @@ func (q *Queries) SetRequestStatus(ctx context.Context, arg SetRequestStatusPara
 		&i.TripID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.MatchedAt,
 	)
 	return i, err
+}
+
+const waitingByStation = `-- name: WaitingByStation :many
+SELECT station_id, count(*)::int AS requests, sum(party_size)::int AS riders
+FROM ride_requests
+WHERE status = 'waiting'
+GROUP BY station_id
+ORDER BY station_id
+`
+
+type WaitingByStationRow struct {
+	StationID string
+	Requests  int32
+	Riders    int32
+}
+
+// The operator's live map: waiting requests and riders per station.
+func (q *Queries) WaitingByStation(ctx context.Context) ([]WaitingByStationRow, error) {
+	rows, err := q.db.Query(ctx, waitingByStation)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WaitingByStationRow
+	for rows.Next() {
+		var i WaitingByStationRow
+		if err := rows.Scan(&i.StationID, &i.Requests, &i.Riders); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const waitingDemand = `-- name: WaitingDemand :many

@@ -20,17 +20,6 @@ func (q *Queries) AnyStation(ctx context.Context) (bool, error) {
 	return exists, err
 }
 
-const areaStation = `-- name: AreaStation :one
-SELECT station_id FROM areas WHERE id = $1
-`
-
-func (q *Queries) AreaStation(ctx context.Context, id string) (string, error) {
-	row := q.db.QueryRow(ctx, areaStation, id)
-	var station_id string
-	err := row.Scan(&station_id)
-	return station_id, err
-}
-
 const areasOf = `-- name: AreasOf :many
 SELECT id, station_id, name, lat, lng, created_at, updated_at FROM areas
 WHERE station_id = ANY($1::text[])

@@ -248,3 +248,28 @@ func (q *Queries) UpdateProfile(ctx context.Context, arg UpdateProfileParams) (U
 	)
 	return i, err
 }
+
+const validTokens = `-- name: ValidTokens :many
+SELECT t.hash FROM auth_tokens t
+WHERE t.hash = ANY($1::bytea[]) AND t.revoked_at IS NULL AND t.expires_at > now()
+`
+
+func (q *Queries) ValidTokens(ctx context.Context, hashes [][]byte) ([][]byte, error) {
+	rows, err := q.db.Query(ctx, validTokens, hashes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items [][]byte
+	for rows.Next() {
+		var hash []byte
+		if err := rows.Scan(&hash); err != nil {
+			return nil, err
+		}
+		items = append(items, hash)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
