@@ -59,8 +59,14 @@ func TestBrowserSignInErrorsAndSession(t *testing.T) {
 	p.axe("sign-in screen with an error")
 	p.shot("signin", phone)
 	p.shot("signin", desktop)
-	p.fill("#f-password", "a long password")
-	p.click(`form button[type="submit"]`)
+	// By keyboard alone: Tab from the email to the password, Enter signs in.
+	p.fill("#f-email", email)
+	p.do(chromedp.KeyEvent("\t"))
+	if !eval[bool](p, `document.activeElement === document.querySelector("#f-password")`) {
+		t.Fatal("Tab from the email field does not reach the password field")
+	}
+	p.do(chromedp.KeyEvent("a long password"))
+	p.do(chromedp.KeyEvent("\r"))
 	p.wait("the rider screen", `location.pathname === "/rider" && !!document.querySelector("#request-form")`, 10*time.Second)
 
 	// A request nobody takes expires, and the page says what to do next.
@@ -216,5 +222,26 @@ func TestBrowserDriverSharesGPS(t *testing.T) {
 	}
 	p.click("#share-gps")
 	p.wait("sharing stopped", `document.querySelector("#share-gps").innerText === "Share my GPS"`, 5*time.Second)
+	p.clean()
+}
+
+// A station name that looks like markup is shown as text everywhere,
+// the map's tooltips included.
+func TestBrowserStationNamesAreText(t *testing.T) {
+	url := pgtest.URL(t)
+	s := startServer(t, url, nil)
+	ops := operator(t, s, url)
+	name := `<b id="injected">HSR</b>`
+	ops.must(200, "PATCH", "/api/v1/stations/hsr", map[string]any{"name": name})
+	b := newBrowser(t)
+	p := b.open(t, s.URL, "rider", desktop)
+	p.signUp("rider", "Tara", fmt.Sprintf("tara-%d@example.com", time.Now().UnixNano()))
+	p.waitText("#station-list", name, 10*time.Second)
+	// Hover every station so Leaflet builds its tooltip.
+	eval[bool](p, `[...document.querySelectorAll("path.leaflet-interactive")].forEach(e => e.dispatchEvent(new MouseEvent("mouseover", {bubbles: true}))) || true`)
+	p.wait("the tooltip with the name", fmt.Sprintf(`[...document.querySelectorAll(".leaflet-tooltip")].some(e => e.textContent.includes(%q))`, name), 5*time.Second)
+	if eval[bool](p, `!!document.querySelector("#injected")`) {
+		t.Fatal("a station name became markup")
+	}
 	p.clean()
 }

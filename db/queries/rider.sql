@@ -82,3 +82,12 @@ WHERE matched_at >= sqlc.arg('since');
 -- name: CountExpiredSince :one
 SELECT count(*)::int FROM ride_requests
 WHERE status = 'expired' AND updated_at >= sqlc.arg('since');
+
+-- name: WaitingDemand :many
+-- Where riders wait: each station and destination area with at least one
+-- waiting request, and the earliest arrival time there (read from
+-- ride_requests_waiting_idx).
+SELECT station_id, destination_area_id, min(arrival_time)::timestamptz AS earliest_arrival
+FROM ride_requests
+WHERE status = 'waiting'
+GROUP BY station_id, destination_area_id;

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/flatjson"
 	"github.com/lastmile/lastmile/internal/geo"
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
@@ -55,6 +56,61 @@ func (in FixInput) fix() (Fix, error) {
 	return f, nil
 }
 
+// scanFix reads a location message the way every client writes it (flat,
+// lower-case keys, numbers and plain strings) without encoding/json's
+// reflection; ok is false for anything else (an unknown or differently
+// cased key, null, a value of the wrong kind, a number out of range),
+// which HandleMessage then decodes with encoding/json, so clients see
+// the same errors as before. Like encoding/json, the last of repeated
+// keys wins.
+func scanFix(raw []byte) (in FixInput, ok bool) {
+	nums := new([4]float64) // one allocation for the four fields
+	lat, lng, speed, heading := &nums[0], &nums[1], &nums[2], &nums[3]
+	num := func(val []byte, dst *float64, field **float64) bool {
+		v, err := strconv.ParseFloat(string(val), 64)
+		if err != nil {
+			return false
+		}
+		*dst, *field = v, dst
+		return true
+	}
+	ok = flatjson.Scan(raw, func(key []byte, kind flatjson.Kind, val []byte) bool {
+		switch string(key) {
+		case "type":
+			if kind != flatjson.String {
+				return false
+			}
+			in.Type = string(val)
+			return true
+		case "at":
+			if kind != flatjson.String {
+				return false
+			}
+			at := string(val)
+			in.At = &at
+			return true
+		}
+		if kind != flatjson.Number {
+			return false
+		}
+		switch string(key) {
+		case "lat":
+			return num(val, lat, &in.Lat)
+		case "lng":
+			return num(val, lng, &in.Lng)
+		case "speed_mps":
+			return num(val, speed, &in.SpeedMps)
+		case "heading":
+			return num(val, heading, &in.Heading)
+		}
+		return false
+	})
+	if !ok {
+		return FixInput{}, false
+	}
+	return in, true
+}
+
 var errNotDriver = fault.New(fault.Forbidden, "only drivers send locations")
 
 // HandleMessage takes a "location" message from a WebSocket. Its errors are
@@ -73,6 +129,9 @@ func (s *Service) HandleMessage(_ context.Context, p identity.Principal, raw jso
 // decodeFixMessage reads a socket "location" message; its errors are
 // *Rejection with a code.
 func decodeFixMessage(raw json.RawMessage) (Fix, error) {
+	if in, ok := scanFix(raw); ok {
+		return in.fix()
+	}
 	var in FixInput
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -177,6 +177,7 @@ type passed struct {
 
 type metrics struct {
 	fixes       *prometheus.CounterVec
+	accepted    prometheus.Counter // fixes{result="accepted"}, looked up once
 	approaches  prometheus.Counter
 	written     prometheus.Counter
 	pubDropped  prometheus.Counter
@@ -210,6 +211,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes RouteSource, sink Sink, pub Publ
 		restarted: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_location_tracks_restarted_total",
 			Help: "Accepted fixes that began a driver's track anew: after a silence, or re-anchored on several refused fixes that agree."}),
 	}
+	s.metrics.accepted = s.metrics.fixes.WithLabelValues("accepted")
 	s.metrics.drivers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_location_drivers",
 		Help: "Drivers whose fixes this replica holds in memory."}, func() float64 { return float64(s.count()) })
 	reg.MustRegister(s.metrics.fixes, s.metrics.approaches, s.metrics.written, s.metrics.pubDropped, s.metrics.drivers, s.metrics.passDropped, s.metrics.restarted)
@@ -271,7 +273,7 @@ func (s *Service) Ingest(driverID uuid.UUID, f Fix) error {
 		}
 		return err
 	}
-	s.metrics.fixes.WithLabelValues("accepted").Inc()
+	s.metrics.accepted.Inc()
 	if t.Restarted {
 		s.metrics.restarted.Inc()
 		st.last, st.speed = nil, 0 // the old track says nothing of the speed now

@@ -48,6 +48,11 @@ type Proximity struct {
 	DistanceM   float64
 }
 
+// metresPerDegree is the length of a degree of latitude on geo's sphere,
+// rounded down by a part in a million, so that a latitude difference times
+// it never exceeds the great-circle distance.
+const metresPerDegree = geo.EarthRadiusM * math.Pi / 180 * (1 - 1e-6)
+
 // Evaluate compares a position only with the stations still ahead on the
 // driver's route (at most 20), so its cost does not grow with the number of
 // stations, drivers or riders. reached holds the stations the driver has
@@ -56,6 +61,17 @@ func (g Geometry) Evaluate(pos geo.Point, ahead []Station, reached map[string]bo
 	var p Proximity
 	for i := range ahead {
 		st := &ahead[i]
+		// The difference in latitude alone is a lower bound of the great
+		// circle distance: a station farther north or south than every
+		// radius that matters needs no exact distance (most stations of a
+		// route, on most fixes).
+		if far := math.Abs(pos.Lat-st.Point.Lat) * metresPerDegree; far > st.RadiusM && far > g.LeaveRadiusM {
+			if reached[st.ID] {
+				p.Passed = append(p.Passed, st.ID)
+				delete(reached, st.ID)
+			}
+			continue
+		}
 		d := geo.DistanceM(pos, st.Point)
 		if d <= g.PassRadiusM {
 			reached[st.ID] = true

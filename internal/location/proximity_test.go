@@ -1,7 +1,10 @@
 package location
 
 import (
+	"maps"
 	"math"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -137,5 +140,57 @@ func TestGeometryETA(t *testing.T) {
 				t.Fatalf("ETA(%v m, %v m/s) = +%v, want +%v", tt.distanceM, tt.speedMps, got.Sub(t0), tt.want)
 			}
 		})
+	}
+}
+
+// Evaluate's shortcut (skipping the exact distance to stations far north
+// or south) changes no answer: it agrees with the exact distance to every
+// station, for positions all around the stations.
+func TestGeometryEvaluateShortcutAgreesWithExactDistance(t *testing.T) {
+	var g Geometry
+	g.defaults()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		ahead := make([]Station, 5)
+		for i := range ahead {
+			ahead[i] = Station{ID: string(rune('a' + i)), Point: geo.Point{Lat: base.Lat + rnd.Float64()*0.02 - 0.01, Lng: base.Lng + rnd.Float64()*0.02 - 0.01},
+				RadiusM: 100 + rnd.Float64()*900}
+		}
+		reached := map[string]bool{}
+		for _, st := range ahead {
+			reached[st.ID] = rnd.IntN(2) == 0
+		}
+		pos := geo.Point{Lat: base.Lat + rnd.Float64()*0.03 - 0.015, Lng: base.Lng + rnd.Float64()*0.03 - 0.015}
+
+		want := Proximity{}
+		wantReached := map[string]bool{}
+		for k, v := range reached {
+			if v {
+				wantReached[k] = true
+			}
+		}
+		for i := range ahead {
+			st := &ahead[i]
+			d := geo.DistanceM(pos, st.Point)
+			if d <= g.PassRadiusM {
+				wantReached[st.ID] = true
+			} else if wantReached[st.ID] && d > g.LeaveRadiusM {
+				want.Passed = append(want.Passed, st.ID)
+				delete(wantReached, st.ID)
+				continue
+			}
+			if want.Approaching == nil && d <= st.RadiusM {
+				want.Approaching, want.DistanceM = st, d
+			}
+		}
+		got := g.Evaluate(pos, ahead, reached)
+		for k, v := range reached {
+			if !v {
+				delete(reached, k)
+			}
+		}
+		if !reflect.DeepEqual(got, want) || !maps.Equal(reached, wantReached) {
+			t.Fatalf("at %v: got %+v reached %v, want %+v reached %v", pos, got, reached, want, wantReached)
+		}
 	}
 }

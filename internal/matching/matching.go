@@ -36,6 +36,8 @@ type Requests interface {
 	Create(ctx context.Context, riderID uuid.UUID, in rider.RequestInput) (rider.Request, error)
 	LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID string, latest time.Time, limit int) ([]rider.Request, error)
 	MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error
+	// WaitingDemand returns where at least one request waits.
+	WaitingDemand(ctx context.Context) ([]rider.Demand, error)
 }
 
 // Trips creates or joins the driver's trip at a station.
@@ -72,6 +74,10 @@ type Config struct {
 	OfflineAfter time.Duration
 	// Candidates bounds the waiting requests one match considers (default 50).
 	Candidates int
+	// DemandEvery is how often the view of where riders wait is re-read
+	// (default 500 ms): a request created on another replica is matched
+	// with drivers already approaching within that time.
+	DemandEvery time.Duration
 }
 
 func (c *Config) defaults() {
@@ -89,6 +95,9 @@ func (c *Config) defaults() {
 	}
 	if c.Candidates <= 0 {
 		c.Candidates = 50
+	}
+	if c.DemandEvery <= 0 {
+		c.DemandEvery = 500 * time.Millisecond
 	}
 }
 
@@ -109,6 +118,7 @@ type Service struct {
 	mu      sync.Mutex
 	pending map[uuid.UUID]queued // newest approach per driver
 	ready   chan uuid.UUID       // drivers with a pending approach
+	demand  *demand
 	// behind holds, per station with a match running on this replica, the
 	// approaches there waiting for it (one per driver). The worker that
 	// runs a station's match runs these after it, so a crowd at one
@@ -122,6 +132,7 @@ type Service struct {
 
 type metrics struct {
 	received, dropped, replaced prometheus.Counter
+	parked                      prometheus.Counter
 	txs                         *prometheus.CounterVec
 	matched                     prometheus.Counter
 	latency                     prometheus.Histogram
@@ -137,11 +148,14 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 	s := &Service{
 		pool: pool, cfg: cfg, routes: routes, requests: requests, trips: trips, events: events, positions: positions, names: names,
 		logger: logger, now: time.Now, pending: map[uuid.UUID]queued{}, ready: make(chan uuid.UUID, cfg.QueueSize),
+		demand: newDemand(cfg.DemandEvery, cfg.OfflineAfter, cfg.Grace),
 		behind: map[string][]queued{},
 	}
 	s.m = metrics{
 		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_received_total", Help: "Approaches offered to matching."}),
 		dropped:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_dropped_total", Help: "Approaches dropped because the queue was full."}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_parked_total",
+			Help: "Approaches where no rider waited (as this replica's view of waiting demand says): no transaction, no Postgres round trip."}),
 		replaced: prometheus.NewCounter(prometheus.CounterOpts{Name: "lastmile_matching_approaches_replaced_total", Help: "Queued approaches replaced by a newer one of the same driver."}),
 		txs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lastmile_matching_transactions_total",
 			Help: "Match transactions, by result (matched, nothing, skipped, error)."}, []string{"result"}),
@@ -156,7 +170,7 @@ func New(pool *pgxpool.Pool, cfg Config, routes Routes, requests Requests, trips
 	s.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lastmile_matching_queue_length",
 		Help: "Approaches waiting for a worker, or behind another match at their station."},
 		func() float64 { return float64(len(s.ready) + s.waitingBehind()) })
-	reg.MustRegister(s.m.received, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.turn, s.m.retries, s.m.queue)
+	reg.MustRegister(s.m.received, s.m.parked, s.m.dropped, s.m.replaced, s.m.txs, s.m.matched, s.m.latency, s.m.turn, s.m.retries, s.m.queue)
 	return s
 }
 
@@ -168,19 +182,33 @@ type queued struct {
 
 // Offer queues an approach without ever blocking: a newer approach of the
 // same driver replaces a queued one, and when the queue is full the
-// approach is dropped and counted.
+// approach is dropped, and counted. An approach where no rider waits (as
+// this replica's view of waiting demand says) is parked instead, and
+// offered again should a rider ask there.
 func (s *Service) Offer(a location.Approach) {
 	s.m.received.Inc()
+	q := queued{Approach: a, offered: s.now()}
+	if s.demand.park(q, q.offered) {
+		s.m.parked.Inc()
+		return
+	}
+	s.enqueue(q)
+}
+
+// enqueue queues q unless the driver has a newer approach queued.
+func (s *Service) enqueue(q queued) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if q, ok := s.pending[a.DriverID]; ok {
-		s.pending[a.DriverID] = queued{Approach: a, offered: q.offered}
+	if old, ok := s.pending[q.DriverID]; ok {
+		if !q.At.Before(old.At) {
+			s.pending[q.DriverID] = queued{Approach: q.Approach, offered: old.offered}
+		}
 		s.m.replaced.Inc()
 		return
 	}
 	select {
-	case s.ready <- a.DriverID:
-		s.pending[a.DriverID] = queued{Approach: a, offered: s.now()}
+	case s.ready <- q.DriverID:
+		s.pending[q.DriverID] = q
 	default:
 		s.m.dropped.Inc()
 	}
@@ -245,6 +273,7 @@ func (s *Service) waitingBehind() int {
 // that worker, which runs it next.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	wg.Go(func() { s.runDemand(ctx) })
 	for range s.cfg.Workers {
 		wg.Go(func() {
 			for {
@@ -347,6 +376,13 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 	if why := skip(peek, a); why != "" {
 		return Result{Skipped: why}, nil
 	}
+	// An approach read back from driver_positions (a new request's lookup)
+	// does not name the driver's destination; now the route does. Where no
+	// rider waiting could take it, skip the transaction and the station's
+	// turn, which the request's own match may be waiting for.
+	if a.DestinationAreaID == "" && !s.demand.maybe(a, peek.DestinationAreaID, s.now()) {
+		return Result{Skipped: "no rider waiting there can take this route"}, nil
+	}
 	// Read before the transaction: never a second connection inside one.
 	name, err := s.names.Name(ctx, a.DriverID)
 	if err != nil {
@@ -436,12 +472,16 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 // the request's station (as any replica saw it), so the request is matched
 // without waiting for the driver's next fix.
 func (s *Service) RequestCreated(ctx context.Context, r rider.Request) {
+	for _, q := range s.demand.add(r, s.now()) {
+		s.enqueue(q)
+	}
 	as, err := s.positions.Approaching(ctx, r.StationID)
 	if err != nil {
 		s.logger.Warn("find drivers approaching a new request's station", "err", err, "station_id", r.StationID)
 		return
 	}
 	for _, a := range as {
-		s.Offer(a)
+		s.m.received.Inc()
+		s.enqueue(queued{Approach: a, offered: s.now()})
 	}
 }

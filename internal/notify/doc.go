@@ -64,9 +64,12 @@
 //     while replaying, before the socket is ready; after, only the fetcher
 //     that is running its stream, which is one at a time by the states
 //     above.
-//   - socket.send and socket.ctrl: fetchers, Publish and the reader put in
-//     without blocking; only the socket's writer (writeLoop) takes out and
-//     writes. The writer also owns the close handshake (finishClose).
+//   - socket.send and socket.ctrl (slices, nil while empty) and the
+//     writer's state: socket.wmu. Fetchers, Publish and the reader put in
+//     without blocking and start a writer when none runs; only the writer
+//     (writeLoop, one at a time, exiting when both are empty) takes out and
+//     writes. The writer also owns the close handshake (finishClose), after
+//     which no writer starts again.
 //   - socket.behindSince and kickPending (atomics): set by fetchers when
 //     the socket has no room, read and cleared by the writer, which asks
 //     for a load (markDirty) once it has drained half its buffer; a fetcher
@@ -76,5 +79,5 @@
 //   - socket.limiter and strikes: the reader goroutine only.
 //   - Token re-checks: tokenLoop checks the tokens of all the replica's
 //     sockets in one query every PingInterval and closes the revoked ones;
-//     pingLoop (one per socket) only checks that the client answers.
+//     a timer per socket (startPings) only checks that the client answers.
 package notify

@@ -85,12 +85,21 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	k := newSocket(p, s.cfg, s.m.closes)
 	k.token = tok
-	defer close(k.done)
+	served := false // then the socket's own goroutine does the rest
+	defer func() {
+		if !served {
+			close(k.done)
+		}
+	}()
 	if err := s.hub.add(k); err != nil {
 		httpx.Error(w, r, err)
 		return
 	}
-	defer s.hub.remove(k)
+	defer func() {
+		if !served {
+			s.hub.remove(k)
+		}
+	}()
 	// Check the token again now that the socket is registered: a sign-out
 	// that committed between the first check and the registration would
 	// otherwise find no socket to close.
@@ -130,8 +139,18 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	k.conn = conn
 	conn.SetReadLimit(MaxClientMessage)
-	// The request's context ends with this handler; keep only its values.
-	s.serveSocket(context.WithoutCancel(r.Context()), k, replay)
+	// The socket runs on a goroutine of its own and this handler returns:
+	// the handler's stack, deep with middleware (16 KiB), is not kept for
+	// the socket's life; the reader's own stays small. GoAway waits for it
+	// (k.done). The request's context ends with this handler; keep only
+	// its values.
+	ctx := context.WithoutCancel(r.Context())
+	served = true
+	go func() {
+		defer close(k.done)
+		defer s.hub.remove(k)
+		s.serveSocket(ctx, k, replay)
+	}()
 }
 
 // originAllowed reports whether a browser on r's Origin may open a socket:

@@ -320,7 +320,7 @@ func (s *Service) deliver(ctx context.Context, jobs []fetchJob) (again []bool) {
 				k.close(closeSlow)
 				continue
 			}
-			if len(k.send) == cap(k.send) {
+			if k.sendFull() {
 				k.markBehind(now)
 				continue
 			}

@@ -161,8 +161,8 @@ func TestHubClosesASocketSlowForLongerThanSlowTimeout(t *testing.T) {
 		f := newHubFixture(t, Config{SendBuffer: 2, SlowTimeout: 10 * time.Second})
 		u := uuid.New()
 		k := f.socket(u, "t")
-		for range cap(k.send) {
-			k.send <- outMsg{seq: 0}
+		for range k.sendCap {
+			k.queueLocked(outMsg{seq: 0})
 		}
 		load := func() {
 			jobs := <-f.fetcher(t.Context())

@@ -200,7 +200,8 @@ type Event struct {
 }
 
 // HandlerFunc handles one client message of a registered type; raw is the
-// whole message. It runs on the socket's reader, so it must not block for
+// whole message, valid only until the handler returns (its buffer then
+// holds the next message of some socket: copy what you keep). It runs on the socket's reader, so it must not block for
 // long. An error of a fault kind is sent back as an error message with that
 // kind as its code (or the error's own ErrorCode() string, when it has
 // one); any other error is logged and sent as "internal".

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lastmile/lastmile/internal/fault"
+	"github.com/lastmile/lastmile/internal/flatjson"
 	"github.com/lastmile/lastmile/internal/httpx"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/notify/internal/notifydb"
@@ -60,17 +62,14 @@ type outMsg struct {
 }
 
 // socket is one client connection. Its handler goroutine reads; one writer
-// goroutine owns every write and the close; a pinger checks liveness.
+// goroutine at a time owns every write and the close, and runs only while
+// there is something to write (an idle socket holds none); a timer pings
+// it to check liveness.
 type socket struct {
 	p     identity.Principal
 	token string // re-checked while the socket lives, so a revoked token cannot keep it
 	user  uuid.UUID
 	conn  *websocket.Conn // set before the goroutines start
-
-	// send holds events, stored and disposable, in the order to write them.
-	send chan outMsg
-	// ctrl holds replies to the client (pong, error), written first.
-	ctrl chan []byte
 
 	// cursor is the last stored event queued or written. Before the socket
 	// is ready only its writer changes it (while replaying); after, only the
@@ -93,6 +92,25 @@ type socket struct {
 	done      chan struct{}
 	closes    *prometheus.CounterVec
 
+	// The writer: a producer that queues starts one when none runs; it
+	// exits when the queues are empty, and for good once it has closed the
+	// connection (then finished is closed). wmu guards the queues and the
+	// writer's state.
+	wmu sync.Mutex
+	// send holds events, stored and disposable, in the order to write
+	// them, at most sendCap; ctrl holds replies to the client (pong,
+	// error), written first, at most ctrlCap. Each is nil while empty, so
+	// an idle socket holds no buffer.
+	send        []outMsg
+	sendCap     int
+	ctrl        [][]byte
+	runWriter   func() // set by serveSocket; nil: nothing writes yet
+	writerOn    bool   // a writer goroutine runs
+	writerEnded bool   // the connection is closed: no writer starts again
+	writerBegun bool   // the first run (handshake replies, replay) happened; writers only
+	writers     sync.WaitGroup
+	finished    chan struct{}
+
 	// Reader-only state.
 	limiter *rate.Limiter
 	strikes []time.Time
@@ -101,11 +119,11 @@ type socket struct {
 func newSocket(p identity.Principal, cfg Config, closes *prometheus.CounterVec) *socket {
 	return &socket{
 		p: p, user: p.UserID, closes: closes,
-		send:    make(chan outMsg, cfg.SendBuffer),
-		ctrl:    make(chan []byte, 16),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
+		sendCap:  cfg.SendBuffer,
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+		limiter:  rate.NewLimiter(rate.Limit(cfg.MessageRate), cfg.MessageBurst),
 	}
 }
 
@@ -119,6 +137,77 @@ func (k *socket) close(why closeReason) {
 			k.closes.WithLabelValues(why.label).Inc()
 		}
 	})
+	k.wakeWriter()
+}
+
+// ctrlCap bounds the replies waiting for a socket's writer.
+const ctrlCap = 16
+
+// wakeWriter starts a writer for what was just queued, unless one runs.
+func (k *socket) wakeWriter() {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	k.wakeWriterLocked()
+}
+
+func (k *socket) wakeWriterLocked() {
+	if k.writerOn || k.writerEnded || k.runWriter == nil {
+		return
+	}
+	k.writerOn = true
+	k.writers.Add(1)
+	go func() {
+		defer k.writers.Done()
+		k.runWriter()
+	}()
+}
+
+// next takes the next message to write, a reply before an event, and
+// how many events stay queued. When nothing is queued it returns ok false
+// and the writer is off: a producer that queues later starts another.
+func (k *socket) next() (m outMsg, reply bool, left int, ok bool) {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if b, ok := k.takeReplyLocked(); ok {
+		return outMsg{data: b}, true, len(k.send), true
+	}
+	if len(k.send) == 0 {
+		k.writerOn = false
+		return outMsg{}, false, 0, false
+	}
+	m = k.send[0]
+	k.send[0] = outMsg{}
+	if k.send = k.send[1:]; len(k.send) == 0 {
+		k.send = nil
+	}
+	return m, false, len(k.send), true
+}
+
+func (k *socket) takeReplyLocked() ([]byte, bool) {
+	if len(k.ctrl) == 0 {
+		return nil, false
+	}
+	b := k.ctrl[0]
+	k.ctrl[0] = nil
+	if k.ctrl = k.ctrl[1:]; len(k.ctrl) == 0 {
+		k.ctrl = nil
+	}
+	return b, true
+}
+
+// sendFull reports whether k has no room for another event.
+func (k *socket) sendFull() bool {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	return len(k.send) >= k.sendCap
+}
+
+// queueLocked queues m; k.wmu is held and there is room.
+func (k *socket) queueLocked(m outMsg) {
+	if k.send == nil {
+		k.send = make([]outMsg, 0, min(8, k.sendCap))
+	}
+	k.send = append(k.send, m)
 }
 
 func (k *socket) isClosing() bool {
@@ -146,18 +235,20 @@ func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time
 		k.markBehind(now)
 		return
 	}
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	defer k.wakeWriterLocked()
 	for _, m := range msgs {
 		if m.seq <= cur {
 			continue
 		}
-		select {
-		case k.send <- m:
-			cur = m.seq
-			k.cursor.Store(cur)
-		default:
+		if len(k.send) >= k.sendCap {
 			k.markBehind(now)
 			return
 		}
+		k.queueLocked(m)
+		cur = m.seq
+		k.cursor.Store(cur)
 	}
 	if !more {
 		k.behindSince.Store(0)
@@ -167,23 +258,24 @@ func (k *socket) offerStored(msgs []outMsg, from int64, more bool, now time.Time
 // offerDisposable queues msg unless the buffer is more than half full, so
 // that disposable messages never crowd out stored events.
 func (k *socket) offerDisposable(msg []byte) bool {
-	if k.isClosing() || len(k.send) > cap(k.send)/2 {
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if k.isClosing() || len(k.send) > k.sendCap/2 {
 		return false
 	}
-	select {
-	case k.send <- outMsg{data: msg}:
-		return true
-	default:
-		return false
-	}
+	k.queueLocked(outMsg{data: msg})
+	k.wakeWriterLocked()
+	return true
 }
 
 // reply queues a message to the client; a client that does not read its
 // replies loses them.
 func (k *socket) reply(b []byte) {
-	select {
-	case k.ctrl <- b:
-	default:
+	k.wmu.Lock()
+	defer k.wmu.Unlock()
+	if len(k.ctrl) < ctrlCap {
+		k.ctrl = append(k.ctrl, b)
+		k.wakeWriterLocked()
 	}
 }
 
@@ -191,27 +283,48 @@ func (k *socket) reply(b []byte) {
 // the writer first replays stored events after the cursor.
 func (s *Service) serveSocket(ctx context.Context, k *socket, replay bool) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { s.writeLoop(ctx, k, replay) })
-	wg.Go(func() { s.pingLoop(ctx, k) })
+	k.wmu.Lock()
+	k.runWriter = func() { s.writeLoop(ctx, k, replay) }
+	k.wmu.Unlock()
+	k.wakeWriter() // the first run writes the handshake's replies and replays
+	stopPings := s.startPings(ctx, k)
 	s.readLoop(ctx, k)
 	k.close(closeByClient)
 	cancel()
-	wg.Wait()
+	stopPings()
+	<-k.finished
+	k.writers.Wait()
 }
 
 // readLoop reads client messages until the connection ends. After the
 // socket is told to close it keeps reading (and ignoring) messages, so the
 // writer can finish the close handshake.
+//
+// Each message is read into a buffer borrowed from a pool for the time it
+// is handled (handlers must not keep the message), so an idle socket holds
+// no read buffer and a busy one allocates none.
 func (s *Service) readLoop(ctx context.Context, k *socket) {
+	// ctx is never cancelled while the loop runs (serveSocket cancels it
+	// after); the connection's close ends a read. A context without Done
+	// spares each read a context.AfterFunc registration.
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := k.conn.Read(ctx)
+		typ, r, err := k.conn.Reader(rctx)
+		var buf *bytes.Buffer
+		if err == nil {
+			buf = readBuffers.Get().(*bytes.Buffer)
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
+			if buf != nil {
+				putReadBuffer(buf)
+			}
 			if st := websocket.CloseStatus(err); st == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
 				s.m.closes.WithLabelValues("too_big").Inc()
 			}
 			return
 		}
+		data := buf.Bytes()
 		switch {
 		case k.isClosing():
 		case typ != websocket.MessageText:
@@ -221,7 +334,23 @@ func (s *Service) readLoop(ctx context.Context, k *socket) {
 		default:
 			s.handleMessage(ctx, k, data)
 		}
+		putReadBuffer(buf)
 	}
+}
+
+// readBuffers hold client messages while they are handled.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// keptReadBuffer is the largest buffer returned to the pool: a rare big
+// message does not pin its buffer for ever.
+const keptReadBuffer = 4 << 10
+
+func putReadBuffer(b *bytes.Buffer) {
+	if b.Cap() > keptReadBuffer {
+		return
+	}
+	b.Reset()
+	readBuffers.Put(b)
 }
 
 // envelope is what every client message has: its type.
@@ -232,7 +361,9 @@ type envelope struct {
 // decodeEnvelope reads the type of a client message, or says why it has none.
 func decodeEnvelope(data []byte) (envelope, error) {
 	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if typ, ok := messageType(data); ok {
+		env.Type = typ
+	} else if err := json.Unmarshal(data, &env); err != nil {
 		return env, errors.New("the message is not a JSON object: " + err.Error())
 	}
 	if env.Type == "" {
@@ -288,6 +419,31 @@ func (s *Service) handleMessage(ctx context.Context, k *socket, data []byte) {
 	}
 }
 
+// messageType reads the "type" of a flat message (every socket message a
+// client sends today) without encoding/json; ok is false for anything
+// else (nested values, escapes, a "Type" key that encoding/json would
+// also take, invalid JSON), which handleMessage then decodes with
+// encoding/json, so clients see the same errors as before.
+func messageType(data []byte) (typ string, ok bool) {
+	var raw []byte
+	ok = flatjson.Scan(data, func(key []byte, kind flatjson.Kind, val []byte) bool {
+		switch {
+		case string(key) == "type":
+			if kind != flatjson.String {
+				return false // encoding/json's error, or its null rule
+			}
+			raw = val // the last one wins, as in encoding/json
+		case len(key) == 4 && strings.EqualFold(string(key), "type"):
+			return false
+		}
+		return true
+	})
+	if !ok {
+		return "", false
+	}
+	return string(raw), true
+}
+
 // callHandler runs h, turning a panic into an error: one bad message must
 // not take the socket's goroutines (or the process) down with it.
 func callHandler(ctx context.Context, h HandlerFunc, p identity.Principal, raw json.RawMessage) (err error) {
@@ -314,56 +470,70 @@ func (s *Service) strike(k *socket, now time.Time) {
 	}
 }
 
-// writeLoop writes everything the client gets, in order, and closes the
-// connection when told to (or when a write fails).
+// writeLoop writes everything queued for the client, in order, and
+// returns when nothing more is; it closes the connection when told to (or
+// when a write fails). One runs at a time (see wakeWriter).
 func (s *Service) writeLoop(ctx context.Context, k *socket, replay bool) {
-	defer s.finishClose(k)
-	// What the handshake queued (since_too_old) goes before any event.
-	if !s.flushReplies(ctx, k) {
-		return
-	}
-	if replay {
-		if !s.replay(ctx, k) {
+	if !k.writerBegun {
+		k.writerBegun = true
+		// What the handshake queued (since_too_old) goes before any event.
+		if !s.flushReplies(ctx, k) {
+			s.endWriter(k)
 			return
 		}
-		s.hub.setReady(k)
+		if replay {
+			if !s.replay(ctx, k) {
+				s.endWriter(k)
+				return
+			}
+			s.hub.setReady(k)
+		}
 	}
 	for {
-		select {
-		case <-k.closing:
+		if k.isClosing() {
+			s.endWriter(k)
 			return
-		default:
 		}
-		select {
-		case <-k.closing:
+		m, reply, left, ok := k.next()
+		if !ok {
 			return
-		case b := <-k.ctrl:
-			if !s.write(ctx, k, b) {
-				return
-			}
-		case m := <-k.send:
-			if !s.write(ctx, k, m.data) {
-				return
-			}
-			s.written(k, m)
-			// A socket that fell behind asks for the rest once it has room.
-			if k.behindSince.Load() != 0 && len(k.send) <= cap(k.send)/2 && k.kickPending.CompareAndSwap(false, true) {
-				s.hub.markDirty(k.user)
-			}
+		}
+		if !s.write(ctx, k, m.data) {
+			s.endWriter(k)
+			return
+		}
+		if reply {
+			continue
+		}
+		s.written(k, m)
+		// A socket that fell behind asks for the rest once it has room.
+		if k.behindSince.Load() != 0 && left <= k.sendCap/2 && k.kickPending.CompareAndSwap(false, true) {
+			s.hub.markDirty(k.user)
 		}
 	}
+}
+
+// endWriter closes the connection (see finishClose) and ends writing for
+// good.
+func (s *Service) endWriter(k *socket) {
+	s.finishClose(k)
+	k.wmu.Lock()
+	k.writerEnded, k.writerOn = true, false
+	k.wmu.Unlock()
+	close(k.finished)
 }
 
 // flushReplies writes the replies already queued.
 func (s *Service) flushReplies(ctx context.Context, k *socket) bool {
 	for {
-		select {
-		case b := <-k.ctrl:
-			if !s.write(ctx, k, b) {
-				return false
-			}
-		default:
+		k.wmu.Lock()
+		b, ok := k.takeReplyLocked()
+		k.wmu.Unlock()
+		if !ok {
 			return true
+		}
+		if !s.write(ctx, k, b) {
+			return false
 		}
 	}
 }
@@ -464,37 +634,43 @@ func (s *Service) finishClose(k *socket) {
 	_ = k.conn.Close(k.why.code, k.why.reason)
 }
 
-// pingLoop pings the client every PingInterval and drops a connection
-// that does not answer within PongTimeout.
-func (s *Service) pingLoop(ctx context.Context, k *socket) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if k.writingSince.Load() != 0 {
-			continue // the write's own deadline checks this client
-		}
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
-		err := k.conn.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if k.stalled() {
-				// A client that stopped reading answers no ping either: it
-				// is slow, and gets 1008 if it reads again.
-				k.close(closeSlow)
-				return
-			}
-			k.close(closeNoPong)
-			_ = k.conn.CloseNow()
+// startPings pings the client every PingInterval and drops a connection
+// that does not answer within PongTimeout. The pings run from a timer, not
+// a goroutine of their own, so an idle socket costs one goroutine stack
+// fewer; stop ends them and waits for a ping in flight.
+func (s *Service) startPings(ctx context.Context, k *socket) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running sync.WaitGroup
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(s.cfg.PingInterval, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
 			return
 		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
+		if !s.ping(ctx, k) {
+			return
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(s.cfg.PingInterval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+		running.Wait()
 	}
 }
 
@@ -532,4 +708,33 @@ func (s *Service) recheckTokens(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// ping checks once that the client answers (tokenLoop re-checks the
+// tokens); it returns false once the socket is closing.
+func (s *Service) ping(ctx context.Context, k *socket) bool {
+	if ctx.Err() != nil || k.isClosing() {
+		return false
+	}
+	if k.writingSince.Load() != 0 {
+		return true // the write's own deadline checks this client
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PongTimeout)
+	err := k.conn.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		if k.stalled() {
+			// A client that stopped reading answers no ping either: it
+			// is slow, and gets 1008 if it reads again.
+			k.close(closeSlow)
+			return false
+		}
+		k.close(closeNoPong)
+		_ = k.conn.CloseNow()
+		return false
+	}
+	return true
 }

@@ -275,6 +275,29 @@ func (s *Service) LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID 
 	return out, nil
 }
 
+// Demand is a station and destination area where at least one request
+// waits, and the earliest arrival time of those requests.
+type Demand struct {
+	StationID         string
+	DestinationAreaID string
+	EarliestArrival   time.Time
+}
+
+// WaitingDemand returns every station and destination area where at least
+// one request waits, with the earliest arrival time there, as committed
+// now (one index scan, no lock).
+func (s *Service) WaitingDemand(ctx context.Context) ([]Demand, error) {
+	rows, err := s.q.WaitingDemand(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read where riders wait: %w", err)
+	}
+	out := make([]Demand, len(rows))
+	for i, r := range rows {
+		out[i] = Demand(r)
+	}
+	return out, nil
+}
+
 // MarkMatched marks waiting requests matched to tripID in tx. It fails
 // unless every one of them was still waiting.
 func (s *Service) MarkMatched(ctx context.Context, tx pgx.Tx, tripID uuid.UUID, ids []uuid.UUID) error {

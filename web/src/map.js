@@ -8,6 +8,14 @@ import shadowUrl from "../vendor/leaflet/images/marker-shadow.png";
 
 export { L };
 
+// text is a tooltip's content as a text node: Leaflet puts a string in as
+// HTML, and station names come from operators and GTFS feeds.
+export function text(s) {
+  const el = document.createElement("span");
+  el.textContent = s;
+  return el;
+}
+
 const markerIcon = L.icon({
   iconUrl, iconRetinaUrl, shadowUrl,
   iconSize: [25, 41], iconAnchor: [12, 41], popupAnchor: [1, -34], tooltipAnchor: [16, -28], shadowSize: [41, 41],
@@ -50,11 +58,11 @@ export function stationLayer(map, onPick) {
         const on = selected.includes(s.id);
         L.circle([s.lat, s.lng], { radius: s.radius_m, color: on ? "#0b5fff" : "#6b7280", weight: 1, fillOpacity: on ? 0.15 : 0.05, interactive: false }).addTo(layer);
         const m = L.circleMarker([s.lat, s.lng], { radius: on ? 9 : 7, color: "#fff", weight: 2, fillColor: on ? "#0b5fff" : "#374151", fillOpacity: 1 })
-          .bindTooltip(label ? label(s) : s.name)
+          .bindTooltip(text(label ? label(s) : s.name))
           .addTo(layer);
         if (onPick) m.on("click", () => onPick(s));
         const b = badge && badge(s);
-        if (b) L.tooltip({ permanent: true, direction: "right", offset: [8, 0], className: "badge-tip" }).setContent(b).setLatLng([s.lat, s.lng]).addTo(layer);
+        if (b) L.tooltip({ permanent: true, direction: "right", offset: [8, 0], className: "badge-tip" }).setContent(text(b)).setLatLng([s.lat, s.lng]).addTo(layer);
       }
       if (stations.length) bounds = L.latLngBounds(stations.map((s) => [s.lat, s.lng]));
       if (!fitted && bounds) {

@@ -3,7 +3,7 @@
 // management, and GTFS import.
 import { api, uuid } from "./api.js";
 import { clearErrors, field, fmtTime, h, replace, showErrors } from "./dom.js";
-import { L, stationLayer } from "./map.js";
+import { L, stationLayer, text } from "./map.js";
 import { layout, Stations } from "./shell.js";
 
 const POLL = 3000;
@@ -98,7 +98,7 @@ export function operatorScreen() {
       if (!p.online) continue;
       const busy = p.route_id && onTrip.has(p.route_id);
       const [color, what] = busy ? ["#7c3aed", "Driver on a trip"] : p.approaching_station_id ? ["#d97706", "Driver approaching " + stations.name(p.approaching_station_id)] : ["#059669", "Driver"];
-      L.circleMarker([p.lat, p.lng], { radius: 8, color: "#fff", weight: 2, fillColor: color, fillOpacity: 1 }).bindTooltip(what).addTo(drivers);
+      L.circleMarker([p.lat, p.lng], { radius: 8, color: "#fff", weight: 2, fillColor: color, fillOpacity: 1 }).bindTooltip(text(what)).addTo(drivers);
     }
   }
 

@@ -426,3 +426,39 @@ func (q *Queries) WaitingByStation(ctx context.Context) ([]WaitingByStationRow, 
 	}
 	return items, nil
 }
+
+const waitingDemand = `-- name: WaitingDemand :many
+SELECT station_id, destination_area_id, min(arrival_time)::timestamptz AS earliest_arrival
+FROM ride_requests
+WHERE status = 'waiting'
+GROUP BY station_id, destination_area_id
+`
+
+type WaitingDemandRow struct {
+	StationID         string
+	DestinationAreaID string
+	EarliestArrival   time.Time
+}
+
+// Where riders wait: each station and destination area with at least one
+// waiting request, and the earliest arrival time there (read from
+// ride_requests_waiting_idx).
+func (q *Queries) WaitingDemand(ctx context.Context) ([]WaitingDemandRow, error) {
+	rows, err := q.db.Query(ctx, waitingDemand)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []WaitingDemandRow
+	for rows.Next() {
+		var i WaitingDemandRow
+		if err := rows.Scan(&i.StationID, &i.DestinationAreaID, &i.EarliestArrival); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
