@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -263,8 +264,12 @@ func TestEveryRouteIsGuarded(t *testing.T) {
 	})
 }
 
-// allowedOrder is the Allow header the server sends for methods.
+// allowedOrder is the Allow header the server sends for methods; a path
+// that serves GET also serves HEAD.
 func allowedOrder(methods []string) string {
+	if slices.Contains(methods, "GET") {
+		methods = append(slices.Clone(methods), "HEAD")
+	}
 	var out []string
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
 		if slices.Contains(methods, m) {
@@ -272,4 +277,35 @@ func allowedOrder(methods []string) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// Every GET route answers HEAD too (RFC 9110): the same status and
+// headers, no body; and a 405 lists HEAD beside GET.
+func TestHeadIsServedWhereGetIs(t *testing.T) {
+	s := startServer(t, pgtest.URL(t), nil)
+	for _, path := range []string{"/", "/healthz", "/api/v1/stations", "/api/v1/openapi.json"} {
+		get, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		get.Body.Close()
+		head, err := http.Head(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(head.Body)
+		head.Body.Close()
+		if head.StatusCode != get.StatusCode || len(body) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s = %d %q with %d body bytes; GET = %d %q", path, head.StatusCode, head.Header.Get("Content-Type"), len(body), get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, s.URL+"/api/v1/stations", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.HasPrefix(resp.Header.Get("Allow"), "GET, HEAD") {
+		t.Errorf("DELETE /api/v1/stations = %d Allow %q, want 405 with GET, HEAD", resp.StatusCode, resp.Header.Get("Allow"))
+	}
 }

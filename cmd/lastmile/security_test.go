@@ -87,12 +87,12 @@ func TestEveryAnswerCarriesSecurityHeaders(t *testing.T) {
 func TestWrongMethodIs405WithAllow(t *testing.T) {
 	s := startServer(t, pgtest.URL(t), nil)
 	for _, tc := range []struct{ method, path, allow string }{
-		{"POST", "/healthz", "GET"},
-		{"DELETE", "/api/v1/me", "GET, PATCH"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/api/v1/me", "GET, HEAD, PATCH"},
 		{"PUT", "/api/v1/auth/login", "POST"},
 		{"GET", "/api/v1/auth/logout", "POST"},
-		{"PUT", "/api/v1/stations/hsr", "GET, PATCH, DELETE"},
-		{"DELETE", "/api/v1/stations", "GET, POST"},
+		{"PUT", "/api/v1/stations/hsr", "GET, HEAD, PATCH, DELETE"},
+		{"DELETE", "/api/v1/stations", "GET, HEAD, POST"},
 	} {
 		resp, body := fetch(t, tc.method, s.URL+tc.path)
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || !strings.Contains(resp.Header.Get("Content-Type"), "problem+json") {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -164,7 +165,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Write
 // domain. /metrics is not on it; see metricsServer.
 func (a *app) router(health *health, reg *prometheus.Registry, logger *slog.Logger) *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(httpx.NewMetrics(reg).Observe(logger), httpx.SecureHeaders, httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
+	// middleware.GetHead: every GET route also answers HEAD (RFC 9110), as
+	// caches, link checkers and load balancers expect.
+	r.Use(middleware.GetHead, httpx.NewMetrics(reg).Observe(logger), httpx.SecureHeaders, httpx.LimitBody, httpx.ClientAddr(a.trustedProxies),
 		httpx.Timeout(30*time.Second, "/api/v1/ws"))
 	r.Get("/healthz", health.live)
 	r.Get("/readyz", health.ready)
@@ -186,6 +189,9 @@ func allowedMethods(routes chi.Routes, path string) []string {
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		if routes.Match(chi.NewRouteContext(), m, path) {
 			allow = append(allow, m)
+		}
+		if m == http.MethodGet && len(allow) == 1 && !routes.Match(chi.NewRouteContext(), http.MethodHead, path) {
+			allow = append(allow, http.MethodHead) // served by middleware.GetHead
 		}
 	}
 	return allow
