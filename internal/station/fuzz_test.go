@@ -2,30 +2,16 @@ package station
 
 import (
 	"bytes"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/lastmile/lastmile/internal/fault"
 	"github.com/lastmile/lastmile/internal/geo"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/httpx/httpxtest"
 	"github.com/lastmile/lastmile/internal/text"
 )
 
-// decodeBody runs body through httpx.Decode into v as a handler would, and
-// fails unless a refusal is a client error (a fault kind, never a 500).
-func decodeBody(t *testing.T, body []byte, v any) bool {
-	t.Helper()
-	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	if err := httpx.Decode(r, v); err != nil {
-		if _, _, ok := fault.KindOf(err); !ok {
-			t.Fatalf("decoding %q: %v is not a client error", body, err)
-		}
-		return false
-	}
-	return true
-}
+// decodeBody runs body through httpx.Decode as a handler would.
+var decodeBody = httpxtest.DecodeBody
 
 func checkClean(t *testing.T, field, s string, max int) {
 	t.Helper()

@@ -1,33 +1,18 @@
 package user
 
 import (
-	"bytes"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/lastmile/lastmile/internal/fault"
-	"github.com/lastmile/lastmile/internal/httpx"
+	"github.com/lastmile/lastmile/internal/httpx/httpxtest"
 	"github.com/lastmile/lastmile/internal/identity"
 	"github.com/lastmile/lastmile/internal/text"
 )
 
-// decodeBody runs body through httpx.Decode into v as a handler would, and
-// fails unless a refusal is a client error (a fault kind, never a 500).
-func decodeBody(t *testing.T, body []byte, v any) bool {
-	t.Helper()
-	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	if err := httpx.Decode(r, v); err != nil {
-		if _, _, ok := fault.KindOf(err); !ok {
-			t.Fatalf("decoding %q: %v is not a client error", body, err)
-		}
-		return false
-	}
-	return true
-}
+// decodeBody runs body through httpx.Decode as a handler would.
+var decodeBody = httpxtest.DecodeBody
 
 // cleanName fails unless name is what text.Line lets through, within max.
 func cleanName(t *testing.T, field, name string, max int) {
