@@ -84,10 +84,9 @@ SELECT count(*)::int FROM ride_requests
 WHERE status = 'expired' AND updated_at >= sqlc.arg('since');
 
 -- name: WaitingDemand :many
--- Where riders wait: each station and destination area with at least one
--- waiting request, and the earliest arrival time there (read from
--- ride_requests_waiting_idx).
-SELECT station_id, destination_area_id, min(arrival_time)::timestamptz AS earliest_arrival
+-- Where riders wait: each station, destination area and party size with
+-- at least one waiting request, and the earliest arrival time there.
+SELECT station_id, destination_area_id, party_size, min(arrival_time)::timestamptz AS earliest_arrival
 FROM ride_requests
 WHERE status = 'waiting'
-GROUP BY station_id, destination_area_id;
+GROUP BY station_id, destination_area_id, party_size;

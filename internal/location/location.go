@@ -449,9 +449,9 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 				p.Ats = append(p.Ats, f.At)
 				p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
 				p.Headings = append(p.Headings, orNone(f.Heading))
-				routeID, eta := uuid.Nil, time.Unix(0, 0)
+				routeID, eta, dest := uuid.Nil, time.Unix(0, 0), ""
 				if st.route != nil {
-					routeID = st.route.ID
+					routeID, dest = st.route.ID, st.route.DestinationAreaID
 				}
 				if st.approaching != "" {
 					eta = st.eta
@@ -459,6 +459,7 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 				p.RouteIds = append(p.RouteIds, routeID)
 				p.Approaching = append(p.Approaching, st.approaching)
 				p.Etas = append(p.Etas, eta)
+				p.Destinations = append(p.Destinations, dest)
 				st.dirty, st.approachChanged = false, false
 				states = append(states, st)
 			}

@@ -34,9 +34,12 @@ func NewPositions(pool *pgxpool.Pool, offlineAfter time.Duration) *Positions {
 }
 
 // Approaching returns the drivers whose latest fresh fix, as written by any
-// replica, puts them in the trigger radius of stationID.
-func (s *Positions) Approaching(ctx context.Context, stationID string) ([]Approach, error) {
-	rows, err := s.q.ApproachingDrivers(ctx, locationdb.ApproachingDriversParams{StationID: &stationID, FreshAfter: s.now().Add(-s.offlineAfter)})
+// replica, puts them in the trigger radius of stationID on a route to
+// areaID. An approach whose destination was not yet written (a row older
+// than the column) comes with DestinationAreaID empty.
+func (s *Positions) Approaching(ctx context.Context, stationID, areaID string) ([]Approach, error) {
+	rows, err := s.q.ApproachingDrivers(ctx, locationdb.ApproachingDriversParams{StationID: &stationID, AreaID: &areaID,
+		FreshAfter: s.now().Add(-s.offlineAfter)})
 	if err != nil {
 		return nil, fmt.Errorf("approaching drivers at %s: %w", stationID, err)
 	}
@@ -48,6 +51,9 @@ func (s *Positions) Approaching(ctx context.Context, stationID string) ([]Approa
 		}
 		if r.Eta != nil {
 			a.ETA = *r.Eta
+		}
+		if r.DestinationAreaID != nil {
+			a.DestinationAreaID = *r.DestinationAreaID
 		}
 		out = append(out, a)
 	}

@@ -11,12 +11,15 @@ import (
 	"github.com/lastmile/lastmile/internal/rider"
 )
 
-// demand is this replica's view of where riders wait: for each station and
-// destination area with a waiting request, the earliest arrival time
-// there. An approach that no rider waiting there could take (nobody waits,
-// or everyone arrives later than the driver's ETA plus Config.Grace, the
-// rule rider.LockWaiting applies) is parked instead of matched, and costs
-// no Postgres round trip; most approaches are of this kind.
+// demand is this replica's view of where riders wait: for each station,
+// destination area and party size with a waiting request, the earliest
+// arrival time there. An approach that no rider waiting there could take
+// (nobody waits, or everyone arrives later than the driver's ETA plus
+// Config.Grace, the rule rider.LockWaiting applies) is parked instead of
+// matched, and costs no Postgres round trip; most approaches are of this
+// kind. An approach that goes on is judged again on the route's free seats
+// as just read (fits): where no waiting party fits in them, no
+// transaction is opened.
 //
 // The view may say "maybe" wrongly (a request matched or cancelled since
 // the last read), never "nobody" wrongly for longer than one refresh:
@@ -39,38 +42,69 @@ type demand struct {
 
 	mu      sync.Mutex
 	readAt  time.Time               // when the read behind waiting began; zero: never read
-	waiting map[demandKey]time.Time // earliest arrival
+	waiting map[demandKey]arrivals
 	added   map[demandKey]localRequest
 	parked  map[uuid.UUID]queued // the newest parked approach of each driver
 }
 
 type demandKey struct{ station, area string }
 
-// localRequest is the earliest arrival of the requests created here at a
-// station and area since the last read, and when the latest was added.
+// arrivals holds, for each party size (index size-1), the earliest arrival
+// of the requests of that size; the zero time: none.
+type arrivals [rider.MaxPartySize]time.Time
+
+// note records a request of party size arriving at arrival. A size out of
+// range counts as the nearest in range: the view may say "maybe" wrongly
+// for it, never "nobody".
+func (a *arrivals) note(size int, arrival time.Time) {
+	i := min(max(size, 1), rider.MaxPartySize) - 1
+	if a[i].IsZero() || arrival.Before(a[i]) {
+		a[i] = arrival
+	}
+}
+
+// any says whether a party of at most seats people (any size when seats
+// is 0 or less: not known) arrives no later than latest.
+func (a *arrivals) any(seats int, latest time.Time) bool {
+	if seats <= 0 || seats > rider.MaxPartySize {
+		seats = rider.MaxPartySize
+	}
+	for _, t := range a[:seats] {
+		if !t.IsZero() && !t.After(latest) {
+			return true
+		}
+	}
+	return false
+}
+
+// localRequest is, per party size, the earliest arrival of the requests
+// created here at a station and area since the last read, and when the
+// latest was added.
 type localRequest struct {
-	arrival, at time.Time
+	arrival arrivals
+	at      time.Time
 }
 
 func newDemand(every, maxParked, grace time.Duration) *demand {
 	return &demand{
 		staleAfter: 60 * every, maxParked: maxParked, grace: grace,
-		waiting: map[demandKey]time.Time{}, added: map[demandKey]localRequest{}, parked: map[uuid.UUID]queued{},
+		waiting: map[demandKey]arrivals{}, added: map[demandKey]localRequest{}, parked: map[uuid.UUID]queued{},
 	}
 }
 
-// maybeLocked says whether a rider waiting may take q; d.mu is held.
-func (d *demand) maybeLocked(q queued, now time.Time) bool {
+// maybeLocked says whether a rider waiting may take q with seats free
+// (0: not known); d.mu is held.
+func (d *demand) maybeLocked(q queued, seats int, now time.Time) bool {
 	if d.readAt.IsZero() || now.Sub(d.readAt) > d.staleAfter || q.ETA.IsZero() {
 		return true
 	}
 	latest := q.ETA.Add(d.grace)
 	k := demandKey{q.StationID, q.DestinationAreaID}
-	if arrival, ok := d.waiting[k]; ok && !arrival.After(latest) {
+	if w, ok := d.waiting[k]; ok && w.any(seats, latest) {
 		return true
 	}
 	l, ok := d.added[k]
-	return ok && !l.arrival.After(latest)
+	return ok && l.arrival.any(seats, latest)
 }
 
 // park keeps q and returns true when no rider waiting could take it; else
@@ -81,7 +115,7 @@ func (d *demand) maybeLocked(q queued, now time.Time) bool {
 func (d *demand) park(q queued, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if q.DestinationAreaID == "" || d.maybeLocked(q, now) {
+	if q.DestinationAreaID == "" || d.maybeLocked(q, 0, now) {
 		delete(d.parked, q.DriverID)
 		return false
 	}
@@ -89,13 +123,15 @@ func (d *demand) park(q queued, now time.Time) bool {
 	return true
 }
 
-// maybe says whether a rider waiting may take a, an approach of a driver
-// whose route goes to area.
-func (d *demand) maybe(a location.Approach, area string, now time.Time) bool {
+// fits says whether a party waiting may fit in the seats free of a route
+// to area that a approaches, as the route was just read. The free seats
+// come from Postgres, not from a cache, so the answer is as right as the
+// view itself: a request that fits is never missed.
+func (d *demand) fits(a location.Approach, area string, seats int, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a.DestinationAreaID = area
-	return d.maybeLocked(queued{Approach: a}, now)
+	return d.maybeLocked(queued{Approach: a}, max(seats, 1), now)
 }
 
 // add records a request created on this replica at now, and returns the
@@ -104,10 +140,8 @@ func (d *demand) add(r rider.Request, now time.Time) []queued {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := demandKey{r.StationID, r.DestinationAreaID}
-	l, ok := d.added[k]
-	if !ok || r.ArrivalTime.Before(l.arrival) {
-		l.arrival = r.ArrivalTime
-	}
+	l := d.added[k]
+	l.arrival.note(r.PartySize, r.ArrivalTime)
 	l.at = now
 	d.added[k] = l
 	return d.unparkLocked(now)
@@ -119,9 +153,12 @@ func (d *demand) add(r rider.Request, now time.Time) []queued {
 func (d *demand) install(rows []rider.Demand, readAt time.Time) []queued {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	waiting := make(map[demandKey]time.Time, len(rows))
+	waiting := make(map[demandKey]arrivals, len(rows))
 	for _, r := range rows {
-		waiting[demandKey{r.StationID, r.DestinationAreaID}] = r.EarliestArrival
+		k := demandKey{r.StationID, r.DestinationAreaID}
+		w := waiting[k]
+		w.note(r.PartySize, r.EarliestArrival)
+		waiting[k] = w
 	}
 	for k, l := range d.added {
 		if l.at.Before(readAt) { // all committed before the read began: in it, or gone since
@@ -140,7 +177,7 @@ func (d *demand) unparkLocked(now time.Time) []queued {
 		switch {
 		case now.Sub(q.At) > d.maxParked:
 			delete(d.parked, id)
-		case d.maybeLocked(q, now):
+		case d.maybeLocked(q, 0, now):
 			delete(d.parked, id)
 			out = append(out, q)
 		}

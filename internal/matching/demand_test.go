@@ -106,6 +106,33 @@ func TestDemandViewNeverSaysNobodyWrongly(t *testing.T) {
 			t.Error("still maybe at hsr after a read that found nobody")
 		}
 	})
+	t.Run("fits: nobody only where every eligible party is larger than the seats free", func(t *testing.T) {
+		d := view()
+		four, two := waiting("hsr", t0.Add(time.Minute)), waiting("hsr", t0.Add(20*time.Minute))
+		four.PartySize, two.PartySize = 4, 2 // the pair arrives after ETA + grace
+		d.install([]rider.Demand{four, two}, t0)
+		a := approach("hsr", t0).Approach
+		for seats, want := range map[int]bool{1: false, 2: false, 3: false, 4: true, 9: true} {
+			if got := d.fits(a, "kudlu-gate", seats, t0); got != want {
+				t.Errorf("fits with %d seats free = %v, want %v", seats, got, want)
+			}
+		}
+		if d.fits(a, "agara", 4, t0) {
+			t.Error("fits a route to agara, where nobody waits")
+		}
+		r := request("hsr", t0.Add(2*time.Minute))
+		r.PartySize = 3
+		d.add(r, t0.Add(100*time.Millisecond))
+		if !d.fits(a, "kudlu-gate", 3, t0.Add(200*time.Millisecond)) {
+			t.Error("a party of 3 asked here, yet 3 seats free fit nobody")
+		}
+		if d.fits(a, "kudlu-gate", 2, t0.Add(200*time.Millisecond)) {
+			t.Error("2 seats free fit someone, though the smallest eligible party is 3")
+		}
+		if !view().fits(a, "kudlu-gate", 1, t0) {
+			t.Error("a view never read said nobody fits")
+		}
+	})
 	t.Run("a read that finds a rider hands back the approaches parked there", func(t *testing.T) {
 		d := view()
 		d.install(nil, t0)
@@ -205,10 +232,10 @@ func TestDemandRequestHereUnparksAtOnce(t *testing.T) {
 	}
 }
 
-// A new request offers every driver approaching its station, as read back
-// from driver_positions, which does not say where each goes; a driver
-// whose route goes elsewhere costs a route read, but no transaction and
-// no turn at the station.
+// An approach that does not name its destination (a driver_positions row
+// written before the column existed) is judged on its route as read: a
+// driver whose route goes elsewhere costs a route read, but no transaction
+// and no turn at the station.
 func TestDemandSkipsApproachesReadBackForAnotherDestination(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
@@ -235,5 +262,48 @@ func TestDemandSkipsApproachesReadBackForAnotherDestination(t *testing.T) {
 	w.match.demand.add(rider.Request{StationID: "hsr", DestinationAreaID: "agara", ArrivalTime: time.Now()}, time.Now())
 	if res, err := w.match.Match(ctx, a); err != nil || res.Skipped != "" {
 		t.Fatalf("Match = %+v, %v; want a transaction once a rider for agara may wait", res, err)
+	}
+}
+
+// A party waiting that is larger than the seats free of every route
+// approaching costs each approach a plain read of the route, but no
+// transaction and no turn at the station; a route with room for it
+// matches it.
+func TestDemandSkipsTransactionWhenNoWaitingPartyFits(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	four := 4
+	req, err := w.match.Request(ctx, w.user(t, "rider"), rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+		ArrivalTime: time.Now().Add(time.Minute).UTC().Format(time.RFC3339), PartySize: &four})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.match.refreshDemand(ctx)
+	route := func(seats int) driver.Route {
+		d := w.user(t, "driver")
+		r, err := w.drivers.Create(ctx, d, driver.RouteInput{StationIDs: []string{"hsr"}, DestinationAreaID: "kudlu-gate", Seats: seats})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	small := route(3)
+	res, err := w.match.Match(ctx, w.approach(small.DriverID, small.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped == "" {
+		t.Fatalf("Match = %+v, want skipped: a party of 4 cannot fit in 3 seats", res)
+	}
+	if got := testutil.ToFloat64(w.match.m.txs.WithLabelValues("nothing")); got != 0 {
+		t.Errorf("%v match transactions ran and found nothing, want none opened", got)
+	}
+	big := route(4)
+	res, err = w.match.Match(ctx, w.approach(big.DriverID, big.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Matched) != 1 || res.Matched[0] != req.ID {
+		t.Fatalf("Match = %+v, want the party of 4 (%s) in the 4-seat route", res, req.ID)
 	}
 }

@@ -52,7 +52,7 @@ type Events interface {
 
 // Positions finds drivers approaching a station, as any replica saw them.
 type Positions interface {
-	Approaching(ctx context.Context, stationID string) ([]location.Approach, error)
+	Approaching(ctx context.Context, stationID, areaID string) ([]location.Approach, error)
 }
 
 // Names gives a driver's display name for riders.
@@ -376,12 +376,11 @@ func (s *Service) match(ctx context.Context, a location.Approach) (Result, error
 	if why := skip(peek, a); why != "" {
 		return Result{Skipped: why}, nil
 	}
-	// An approach read back from driver_positions (a new request's lookup)
-	// does not name the driver's destination; now the route does. Where no
-	// rider waiting could take it, skip the transaction and the station's
-	// turn, which the request's own match may be waiting for.
-	if a.DestinationAreaID == "" && !s.demand.maybe(a, peek.DestinationAreaID, s.now()) {
-		return Result{Skipped: "no rider waiting there can take this route"}, nil
+	// Where no party waiting could take the route (by destination, arrival
+	// and the seats free as just read), skip the transaction and the
+	// station's turn, which another approach's match may be waiting for.
+	if !s.demand.fits(a, peek.DestinationAreaID, peek.SeatsFree, s.now()) {
+		return Result{Skipped: "no party waiting there fits this route"}, nil
 	}
 	// Read before the transaction: never a second connection inside one.
 	name, err := s.names.Name(ctx, a.DriverID)
@@ -475,7 +474,7 @@ func (s *Service) RequestCreated(ctx context.Context, r rider.Request) {
 	for _, q := range s.demand.add(r, s.now()) {
 		s.enqueue(q)
 	}
-	as, err := s.positions.Approaching(ctx, r.StationID)
+	as, err := s.positions.Approaching(ctx, r.StationID, r.DestinationAreaID)
 	if err != nil {
 		s.logger.Warn("find drivers approaching a new request's station", "err", err, "station_id", r.StationID)
 		return

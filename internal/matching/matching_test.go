@@ -46,7 +46,7 @@ func (fakeNames) Name(context.Context, uuid.UUID) (string, error) { return "Driv
 
 type fakePositions struct{}
 
-func (fakePositions) Approaching(context.Context, string) ([]location.Approach, error) {
+func (fakePositions) Approaching(context.Context, string, string) ([]location.Approach, error) {
 	return nil, nil
 }
 

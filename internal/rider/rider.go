@@ -41,6 +41,9 @@ const (
 	NoShow     Status = "no_show"
 )
 
+// MaxPartySize is the most people one request may bring.
+const MaxPartySize = 4
+
 var statuses = []Status{Waiting, Matched, PickedUp, DroppedOff, Cancelled, Expired, NoShow}
 
 // Request is a rider's ride request.
@@ -118,7 +121,7 @@ func (s *Service) validate(in RequestInput) (time.Time, int, error) {
 	party := 1
 	if in.PartySize != nil {
 		party = *in.PartySize
-		v.Check(party >= 1 && party <= 4, "party_size", "must be between 1 and 4")
+		v.Check(party >= 1 && party <= MaxPartySize, "party_size", "must be between 1 and 4")
 	}
 	return at, party, v.Err()
 }
@@ -280,12 +283,13 @@ func (s *Service) LockWaiting(ctx context.Context, tx pgx.Tx, stationID, areaID 
 type Demand struct {
 	StationID         string
 	DestinationAreaID string
+	PartySize         int
 	EarliestArrival   time.Time
 }
 
-// WaitingDemand returns every station and destination area where at least
-// one request waits, with the earliest arrival time there, as committed
-// now (one index scan, no lock).
+// WaitingDemand returns every station, destination area and party size
+// where at least one request waits, with the earliest arrival time there,
+// as committed now (one index scan, no lock).
 func (s *Service) WaitingDemand(ctx context.Context) ([]Demand, error) {
 	rows, err := s.q.WaitingDemand(ctx)
 	if err != nil {
@@ -293,7 +297,7 @@ func (s *Service) WaitingDemand(ctx context.Context) ([]Demand, error) {
 	}
 	out := make([]Demand, len(rows))
 	for i, r := range rows {
-		out[i] = Demand(r)
+		out[i] = Demand{StationID: r.StationID, DestinationAreaID: r.DestinationAreaID, PartySize: int(r.PartySize), EarliestArrival: r.EarliestArrival}
 	}
 	return out, nil
 }

@@ -13,26 +13,30 @@ import (
 )
 
 const approachingDrivers = `-- name: ApproachingDrivers :many
-SELECT driver_id, route_id, eta, at FROM driver_positions
+SELECT driver_id, route_id, eta, at, destination_area_id FROM driver_positions
 WHERE approaching_station_id = $1 AND at > $2 AND route_id IS NOT NULL
+  AND (destination_area_id = $3 OR destination_area_id IS NULL)
 `
 
 type ApproachingDriversParams struct {
 	StationID  *string
 	FreshAfter time.Time
+	AreaID     *string
 }
 
 type ApproachingDriversRow struct {
-	DriverID uuid.UUID
-	RouteID  *uuid.UUID
-	Eta      *time.Time
-	At       time.Time
+	DriverID          uuid.UUID
+	RouteID           *uuid.UUID
+	Eta               *time.Time
+	At                time.Time
+	DestinationAreaID *string
 }
 
 // Drivers whose latest fix, fresh enough, puts them inside the trigger
-// radius of station_id.
+// radius of station_id, on a route to area_id (or to an area not yet
+// written: a row from before migration 14, rewritten within a second).
 func (q *Queries) ApproachingDrivers(ctx context.Context, arg ApproachingDriversParams) ([]ApproachingDriversRow, error) {
-	rows, err := q.db.Query(ctx, approachingDrivers, arg.StationID, arg.FreshAfter)
+	rows, err := q.db.Query(ctx, approachingDrivers, arg.StationID, arg.FreshAfter, arg.AreaID)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +49,7 @@ func (q *Queries) ApproachingDrivers(ctx context.Context, arg ApproachingDrivers
 			&i.RouteID,
 			&i.Eta,
 			&i.At,
+			&i.DestinationAreaID,
 		); err != nil {
 			return nil, err
 		}
@@ -57,7 +62,7 @@ func (q *Queries) ApproachingDrivers(ctx context.Context, arg ApproachingDrivers
 }
 
 const getPosition = `-- name: GetPosition :one
-SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at FROM driver_positions WHERE driver_id = $1
+SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id FROM driver_positions WHERE driver_id = $1
 `
 
 func (q *Queries) GetPosition(ctx context.Context, driverID uuid.UUID) (DriverPosition, error) {
@@ -74,12 +79,13 @@ func (q *Queries) GetPosition(ctx context.Context, driverID uuid.UUID) (DriverPo
 		&i.ApproachingStationID,
 		&i.Eta,
 		&i.UpdatedAt,
+		&i.DestinationAreaID,
 	)
 	return i, err
 }
 
 const latestPositions = `-- name: LatestPositions :many
-SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at FROM driver_positions
+SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id FROM driver_positions
 WHERE at > $1 AND driver_id > $2
 ORDER BY driver_id LIMIT $3
 `
@@ -111,6 +117,7 @@ func (q *Queries) LatestPositions(ctx context.Context, arg LatestPositionsParams
 			&i.ApproachingStationID,
 			&i.Eta,
 			&i.UpdatedAt,
+			&i.DestinationAreaID,
 		); err != nil {
 			return nil, err
 		}
@@ -123,28 +130,31 @@ func (q *Queries) LatestPositions(ctx context.Context, arg LatestPositionsParams
 }
 
 const upsertPositions = `-- name: UpsertPositions :exec
-INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at)
+INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, destination_area_id, updated_at)
 SELECT unnest($1::uuid[]), unnest($2::float8[]), unnest($3::float8[]),
        unnest($4::timestamptz[]), nullif(unnest($5::float8[]), -1), nullif(unnest($6::float8[]), -1),
        nullif(unnest($7::uuid[]), '00000000-0000-0000-0000-000000000000'::uuid),
        nullif(unnest($8::text[]), ''),
-       nullif(unnest($9::timestamptz[]), 'epoch'::timestamptz), now()
+       nullif(unnest($9::timestamptz[]), 'epoch'::timestamptz),
+       nullif(unnest($10::text[]), ''), now()
 ON CONFLICT (driver_id) DO UPDATE
 SET lat = excluded.lat, lng = excluded.lng, at = excluded.at, speed_mps = excluded.speed_mps, heading = excluded.heading,
-    route_id = excluded.route_id, approaching_station_id = excluded.approaching_station_id, eta = excluded.eta, updated_at = now()
+    route_id = excluded.route_id, approaching_station_id = excluded.approaching_station_id, eta = excluded.eta,
+    destination_area_id = excluded.destination_area_id, updated_at = now()
 WHERE p.at <= excluded.at
 `
 
 type UpsertPositionsParams struct {
-	DriverIds   []uuid.UUID
-	Lats        []float64
-	Lngs        []float64
-	Ats         []time.Time
-	Speeds      []float64
-	Headings    []float64
-	RouteIds    []uuid.UUID
-	Approaching []string
-	Etas        []time.Time
+	DriverIds    []uuid.UUID
+	Lats         []float64
+	Lngs         []float64
+	Ats          []time.Time
+	Speeds       []float64
+	Headings     []float64
+	RouteIds     []uuid.UUID
+	Approaching  []string
+	Etas         []time.Time
+	Destinations []string
 }
 
 // One statement for a whole batch (the arrays are zipped in step; -1, the
@@ -161,6 +171,7 @@ func (q *Queries) UpsertPositions(ctx context.Context, arg UpsertPositionsParams
 		arg.RouteIds,
 		arg.Approaching,
 		arg.Etas,
+		arg.Destinations,
 	)
 	return err
 }

@@ -21,4 +21,5 @@ type DriverPosition struct {
 	ApproachingStationID *string
 	Eta                  *time.Time
 	UpdatedAt            time.Time
+	DestinationAreaID    *string
 }

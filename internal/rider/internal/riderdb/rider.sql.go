@@ -428,21 +428,21 @@ func (q *Queries) WaitingByStation(ctx context.Context) ([]WaitingByStationRow, 
 }
 
 const waitingDemand = `-- name: WaitingDemand :many
-SELECT station_id, destination_area_id, min(arrival_time)::timestamptz AS earliest_arrival
+SELECT station_id, destination_area_id, party_size, min(arrival_time)::timestamptz AS earliest_arrival
 FROM ride_requests
 WHERE status = 'waiting'
-GROUP BY station_id, destination_area_id
+GROUP BY station_id, destination_area_id, party_size
 `
 
 type WaitingDemandRow struct {
 	StationID         string
 	DestinationAreaID string
+	PartySize         int16
 	EarliestArrival   time.Time
 }
 
-// Where riders wait: each station and destination area with at least one
-// waiting request, and the earliest arrival time there (read from
-// ride_requests_waiting_idx).
+// Where riders wait: each station, destination area and party size with
+// at least one waiting request, and the earliest arrival time there.
 func (q *Queries) WaitingDemand(ctx context.Context) ([]WaitingDemandRow, error) {
 	rows, err := q.db.Query(ctx, waitingDemand)
 	if err != nil {
@@ -452,7 +452,12 @@ func (q *Queries) WaitingDemand(ctx context.Context) ([]WaitingDemandRow, error)
 	var items []WaitingDemandRow
 	for rows.Next() {
 		var i WaitingDemandRow
-		if err := rows.Scan(&i.StationID, &i.DestinationAreaID, &i.EarliestArrival); err != nil {
+		if err := rows.Scan(
+			&i.StationID,
+			&i.DestinationAreaID,
+			&i.PartySize,
+			&i.EarliestArrival,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

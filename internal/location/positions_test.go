@@ -1,0 +1,75 @@
+package location
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lastmile/lastmile/internal/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// Drivers approaching a station are read back by destination: a new
+// request's lookup gets only the drivers going its way, each naming its
+// destination, plus any whose row has no destination yet (written before
+// the column existed), which name none.
+func TestApproachingReadsBackOnlyDriversGoingThatWay(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	user := func() uuid.UUID {
+		var id uuid.UUID
+		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
+			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	ahead := []Station{{ID: "A", Point: base, RadiusM: 500}}
+	toKudlu, toAgara, unwritten := user(), user(), user()
+	routes := &fakeRoutes{routes: map[uuid.UUID]Route{
+		toKudlu:   {ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: ahead},
+		toAgara:   {ID: uuid.New(), DestinationAreaID: "agara", SeatsFree: 3, Ahead: ahead},
+		unwritten: {ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: ahead},
+	}}
+	s := New(pool, Config{}, routes, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	now := time.Now()
+	for _, d := range []uuid.UUID{toKudlu, toAgara, unwritten} {
+		if err := s.Ingest(d, Fix{Point: north(base, -300), At: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.refreshRoutes(ctx, true) // the routes become known and each driver approaches A
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "UPDATE driver_positions SET destination_area_id = NULL WHERE driver_id = $1", unwritten); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := NewPositions(pool, 0).Approaching(ctx, "A", "kudlu-gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(a, b Approach) int { return slices.Compare(a.DriverID[:], b.DriverID[:]) })
+	want := map[uuid.UUID]string{toKudlu: "kudlu-gate", unwritten: ""}
+	if len(got) != len(want) {
+		t.Fatalf("Approaching(A, kudlu-gate) = %+v, want the drivers %v", got, want)
+	}
+	for _, a := range got {
+		dest, ok := want[a.DriverID]
+		if !ok || a.DestinationAreaID != dest || a.RouteID != routes.routes[a.DriverID].ID || a.ETA.IsZero() {
+			t.Errorf("approach %+v: want driver in %v with destination %q, its route and an ETA", a, want, dest)
+		}
+	}
+	if got, err := NewPositions(pool, 0).Approaching(ctx, "A", "agara"); err != nil || len(got) != 2 {
+		t.Errorf("Approaching(A, agara) = %+v, %v; want the driver to agara and the one with no destination written", got, err)
+	}
+}
