@@ -260,12 +260,14 @@ func closeAll(ds []*loadDriver) {
 
 // sendSlot is the senders' clock tick: a sender sleeps to the first whole
 // slot at or after its earliest due send, so that the sends due in one
-// slot share a wake-up; a send goes out less than a slot after it is due.
+// slot share a wake-up; a send waits for its wake-up less than a slot
+// past its due time (plus whatever the scheduler adds).
 const sendSlot = time.Millisecond
 
 var (
 	// writeTimeout: a write in progress this long (the server is not
-	// reading) closes its socket, which ends the write with an error.
+	// reading) closes its socket, which ends the write with an error. The
+	// watchdog sees it within a tick more.
 	writeTimeout = 5 * time.Second
 	// watchdogTick is how often the watchdog looks at the senders.
 	watchdogTick = time.Second
