@@ -556,9 +556,7 @@ func (e *env) window(ctx context.Context, in *instance, drivers []*loadDriver, r
 	interval := time.Duration(float64(time.Second) / rate)
 	dctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for _, d := range drivers {
-		wg.Go(func() { drive(dctx, d, interval, t0, cnt) })
-	}
+	wg.Go(func() { drive(dctx, drivers, interval, t0, cnt) })
 	defer func() { stop(); wg.Wait() }()
 	sleep(ctx, o.warmup)
 	cnt.mu.Lock()

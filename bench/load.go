@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,14 +154,13 @@ type counters struct {
 	closes               int64            // sockets the server closed
 }
 
-// loadDriver is one load socket; its sender goroutine owns buf.
+// loadDriver is one load socket; its sender owns lastAt.
 type loadDriver struct {
 	i      int
 	conn   *websocket.Conn
 	path   path
 	dead   atomic.Bool
-	buf    []byte
-	lastAt time.Time
+	lastAt time.Time // the time of its latest fix
 }
 
 // dialAll opens drivers 0..n-1, dialConc at a time, each with a reader
@@ -248,46 +248,208 @@ func closeAll(ds []*loadDriver) {
 	wg.Wait()
 }
 
-// drive sends driver d's fix every interval until ctx ends, starting at
-// an offset that spreads the sockets over the interval; t0 is the start
-// of the system's run (the same stream for every system).
-func drive(ctx context.Context, d *loadDriver, interval time.Duration, t0 time.Time, cnt *counters) {
-	offset := time.Duration(math.Mod(float64(d.i)*0.6180339887498949, 1) * float64(interval))
-	next := time.Now().Add(offset)
-	t := time.NewTimer(offset)
+// The load program shares the machine's cores with the server it
+// measures, so it must cost little per fix. A goroutine and a timer per
+// socket, and a context with a timeout per write (coder/websocket arms a
+// context.AfterFunc for each such write), cost about as much CPU as the
+// write itself. So a few senders share the sockets instead: each owns a
+// shard of them, kept in a min-heap by next due send, and sleeps once
+// until the earliest; it writes with a context that never ends (for which
+// coder/websocket arms nothing), and a watchdog closes a socket whose
+// write has been stuck for writeTimeout, as the timeout per write did.
+
+// sendSlot is the senders' clock tick: a sender sleeps to the first whole
+// slot at or after its earliest due send, so that the sends due in one
+// slot share a wake-up; a send waits for its wake-up less than a slot
+// past its due time (plus whatever the scheduler adds).
+const sendSlot = time.Millisecond
+
+var (
+	// writeTimeout: a write in progress this long (the server is not
+	// reading) closes its socket, which ends the write with an error. The
+	// watchdog sees it within a tick more.
+	writeTimeout = 5 * time.Second
+	// watchdogTick is how often the watchdog looks at the senders.
+	watchdogTick = time.Second
+)
+
+// senderCount is how many senders share n sockets: enough that a stuck
+// write, which holds up its sender until the watchdog closes the socket,
+// delays only a small share of the sockets; few enough that a wake-up
+// usually has several sends to make.
+func senderCount(n int) int { return min(n, 8*runtime.GOMAXPROCS(0)) }
+
+// send is a socket's next send, as time since its sender started.
+type send struct {
+	d  *loadDriver
+	at time.Duration
+}
+
+// sender sends the fixes of a shard of the sockets. Its goroutine owns q
+// and buf; seq and cur tell the watchdog which write is in progress.
+type sender struct {
+	q   []send // a min-heap by at
+	buf []byte
+	seq atomic.Uint64              // odd while a write is in progress
+	cur atomic.Pointer[loadDriver] // the socket being written while seq is odd
+}
+
+// drive sends every driver's fix every interval until ctx ends, each
+// driver starting at an offset that spreads the sockets evenly over the
+// interval; t0 is the start of the system's run (the same stream for
+// every system).
+func drive(ctx context.Context, drivers []*loadDriver, interval time.Duration, t0 time.Time, cnt *counters) {
+	if len(drivers) == 0 {
+		return
+	}
+	senders := make([]*sender, senderCount(len(drivers)))
+	for k := range senders {
+		senders[k] = &sender{}
+	}
+	for j, d := range drivers {
+		offset := time.Duration(math.Mod(float64(d.i)*0.6180339887498949, 1) * float64(interval))
+		s := senders[j%len(senders)]
+		s.q = append(s.q, send{d: d, at: offset})
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range senders {
+		for i := len(s.q)/2 - 1; i >= 0; i-- {
+			s.down(i)
+		}
+		wg.Go(func() { s.run(ctx, start, interval, t0, cnt) })
+	}
+	// The watchdog outlives ctx: a sender stuck in a write sees ctx only
+	// once the watchdog has closed that socket.
+	done := make(chan struct{})
+	var wd sync.WaitGroup
+	wd.Go(func() { watchdog(done, senders) })
+	wg.Wait()
+	close(done)
+	wd.Wait()
+}
+
+// run makes the shard's sends, each when due, until ctx ends. A send
+// that has not gone out by the time its next one is due is late: the
+// ticks it missed are counted and skipped, keeping the socket's phase.
+func (s *sender) run(ctx context.Context, start time.Time, interval time.Duration, t0 time.Time, cnt *counters) {
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	for {
+	// now is read once per wake-up and once after each write: that
+	// reading both checks the write for lateness and times the next fix.
+	now := time.Now()
+	for len(s.q) > 0 {
+		next := &s.q[0]
+		if elapsed := now.Sub(start); next.at > elapsed {
+			wake := (next.at + sendSlot - 1) / sendSlot * sendSlot
+			t.Reset(wake - elapsed)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			now = time.Now()
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		default:
 		}
+		d := next.d
 		if d.dead.Load() {
-			return
+			s.pop()
+			continue
 		}
-		now := time.Now()
-		if !now.After(d.lastAt) {
-			now = d.lastAt.Add(time.Millisecond)
+		at := now
+		if !at.After(d.lastAt) {
+			at = d.lastAt.Add(time.Millisecond)
 		}
-		d.lastAt = now
-		lat, lng := d.path.at(now.Sub(t0).Seconds())
-		d.buf = appendFix(d.buf[:0], lat, lng, now, speedMps)
-		// Not ctx: cancelling a write closes the socket.
-		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := d.conn.Write(wctx, websocket.MessageText, d.buf)
-		cancel()
+		d.lastAt = at
+		lat, lng := d.path.at(at.Sub(t0).Seconds())
+		s.buf = appendFix(s.buf[:0], lat, lng, at, speedMps)
+		s.cur.Store(d)
+		s.seq.Add(1)
+		// Not ctx: cancelling a write closes the socket. A stuck write is
+		// the watchdog's.
+		err := d.conn.Write(context.Background(), websocket.MessageText, s.buf)
+		s.seq.Add(1)
 		if err != nil {
 			cnt.sendErrs.Add(1)
 		} else {
 			cnt.sent.Add(1)
 		}
-		next = next.Add(interval)
-		if now := time.Now(); now.After(next) {
-			missed := int64(now.Sub(next)/interval) + 1
-			cnt.late.Add(missed)
-			next = next.Add(time.Duration(missed) * interval)
+		now = time.Now()
+		next.at += interval
+		if elapsed := now.Sub(start); elapsed > next.at {
+			missed := (elapsed-next.at)/interval + 1
+			cnt.late.Add(int64(missed))
+			next.at += missed * interval
 		}
-		t.Reset(time.Until(next))
+		s.down(0)
+	}
+}
+
+// down moves q[i] down the heap to its place.
+func (s *sender) down(i int) {
+	q := s.q
+	for {
+		m := 2*i + 1
+		if m >= len(q) {
+			return
+		}
+		if r := m + 1; r < len(q) && q[r].at < q[m].at {
+			m = r
+		}
+		if q[i].at <= q[m].at {
+			return
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+}
+
+// pop drops the earliest send (a socket that has closed).
+func (s *sender) pop() {
+	n := len(s.q) - 1
+	s.q[0], s.q[n] = s.q[n], send{}
+	s.q = s.q[:n]
+	s.down(0)
+}
+
+// watchdog closes the socket of any sender's write that has been in
+// progress for writeTimeout, until done.
+func watchdog(done <-chan struct{}, senders []*sender) {
+	type seen struct {
+		seq   uint64
+		since time.Time // when seq was first seen
+	}
+	last := make([]seen, len(senders))
+	t := time.NewTicker(watchdogTick)
+	defer t.Stop()
+	for {
+		var now time.Time
+		select {
+		case <-done:
+			return
+		case now = <-t.C:
+		}
+		for k, s := range senders {
+			seq := s.seq.Load()
+			if seq%2 == 0 {
+				continue // no write in progress
+			}
+			if seq != last[k].seq {
+				last[k] = seen{seq: seq, since: now}
+				continue
+			}
+			// The same write as at least writeTimeout ago? cur is stored
+			// before seq turns odd, so it is that write's socket if seq
+			// has not moved on since.
+			if d := s.cur.Load(); now.Sub(last[k].since) >= writeTimeout && s.seq.Load() == seq {
+				_ = d.conn.CloseNow()
+			}
+		}
 	}
 }
 
