@@ -159,9 +159,19 @@ type Service struct {
 	shards  [shardCount]shard
 	refresh chan struct{} // a driver with no known route sent a fix
 	flush   chan struct{} // an approach began: write positions now
+	// began lists the drivers whose approach began since the last write
+	// (each once: when its approachChanged turned true), so that writing
+	// them at once visits them only, not every driver.
+	beganMu sync.Mutex
+	began   []beganApproach
 	pubq    chan publication
 	passq   chan passed
 	metrics metrics
+}
+
+type beganApproach struct {
+	id uuid.UUID
+	st *driverState
 }
 
 type publication struct {
@@ -360,7 +370,12 @@ func (s *Service) track(driverID uuid.UUID, st *driverState, f Fix, now time.Tim
 	began := st.approaching != p.Approaching.ID
 	st.approaching = p.Approaching.ID
 	if began {
-		st.approachChanged = true
+		if !st.approachChanged {
+			st.approachChanged = true
+			s.beganMu.Lock()
+			s.began = append(s.began, beganApproach{driverID, st})
+			s.beganMu.Unlock()
+		}
 		select { // let other replicas see the approach promptly
 		case s.flush <- struct{}{}:
 		default:
@@ -434,38 +449,51 @@ func (s *Service) Flush(ctx context.Context) error { return s.flushPositions(ctx
 // flushPositions writes the dirty positions, or only those of drivers whose
 // approach began since the last write.
 func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) error {
+	s.beganMu.Lock()
+	began := s.began
+	s.began = nil // a full write takes these too
+	s.beganMu.Unlock()
 	var p locationdb.UpsertPositionsParams
 	var states []*driverState
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		for id, st := range sh.m {
-			st.mu.Lock()
-			if st.dirty && st.last != nil && (!onlyApproaching || st.approachChanged) {
-				f := st.last
-				p.DriverIds = append(p.DriverIds, id)
-				p.Lats = append(p.Lats, f.Point.Lat)
-				p.Lngs = append(p.Lngs, f.Point.Lng)
-				p.Ats = append(p.Ats, f.At)
-				p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
-				p.Headings = append(p.Headings, orNone(f.Heading))
-				routeID, eta, dest := uuid.Nil, time.Unix(0, 0), ""
-				if st.route != nil {
-					routeID, dest = st.route.ID, st.route.DestinationAreaID
-				}
-				if st.approaching != "" {
-					eta = st.eta
-				}
-				p.RouteIds = append(p.RouteIds, routeID)
-				p.Approaching = append(p.Approaching, st.approaching)
-				p.Etas = append(p.Etas, eta)
-				p.Destinations = append(p.Destinations, dest)
-				st.dirty, st.approachChanged = false, false
-				states = append(states, st)
+	add := func(id uuid.UUID, st *driverState) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.dirty && st.last != nil && (!onlyApproaching || st.approachChanged) {
+			f := st.last
+			p.DriverIds = append(p.DriverIds, id)
+			p.Lats = append(p.Lats, f.Point.Lat)
+			p.Lngs = append(p.Lngs, f.Point.Lng)
+			p.Ats = append(p.Ats, f.At)
+			p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
+			p.Headings = append(p.Headings, orNone(f.Heading))
+			routeID, eta, dest := uuid.Nil, time.Unix(0, 0), ""
+			if st.route != nil {
+				routeID, dest = st.route.ID, st.route.DestinationAreaID
 			}
-			st.mu.Unlock()
+			if st.approaching != "" {
+				eta = st.eta
+			}
+			p.RouteIds = append(p.RouteIds, routeID)
+			p.Approaching = append(p.Approaching, st.approaching)
+			p.Etas = append(p.Etas, eta)
+			p.Destinations = append(p.Destinations, dest)
+			st.dirty, st.approachChanged = false, false
+			states = append(states, st)
 		}
-		sh.mu.RUnlock()
+	}
+	if onlyApproaching {
+		for _, b := range began {
+			add(b.id, b.st)
+		}
+	} else {
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.RLock()
+			for id, st := range sh.m {
+				add(id, st)
+			}
+			sh.mu.RUnlock()
+		}
 	}
 	if len(p.DriverIds) == 0 {
 		return nil

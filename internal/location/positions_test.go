@@ -73,3 +73,67 @@ func TestApproachingReadsBackOnlyDriversGoingThatWay(t *testing.T) {
 		t.Errorf("Approaching(A, agara) = %+v, %v; want the driver to agara and the one with no destination written", got, err)
 	}
 }
+
+// When an approach begins, that driver's position is written at once and
+// alone (the others wait for the next tick); the write visits only the
+// drivers whose approach began, however many drivers there are.
+func TestApproachBeganIsWrittenAlone(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	ids := make([]uuid.UUID, 3)
+	routes := &fakeRoutes{routes: map[uuid.UUID]Route{}}
+	for i := range ids {
+		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
+			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes.routes[ids[i]] = Route{ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: []Station{{ID: "A", Point: base, RadiusM: 500}}}
+	}
+	s := New(pool, Config{}, routes, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	now := time.Now()
+	for _, d := range ids {
+		if err := s.Ingest(d, Fix{Point: north(base, -2000), At: now.Add(-50 * time.Second)}); err != nil { // far from A
+			t.Fatal(err)
+		}
+	}
+	s.refreshRoutes(ctx, true)
+	if err := s.Ingest(ids[0], Fix{Point: north(base, -1990), At: now.Add(-40 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ingest(ids[1], Fix{Point: north(base, -300), At: now}); err != nil { // inside A's radius
+		t.Fatal(err)
+	}
+	if err := s.flushPositions(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	written := func() map[uuid.UUID]string {
+		rows, err := pool.Query(ctx, "SELECT driver_id, coalesce(approaching_station_id, '') FROM driver_positions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[uuid.UUID]string{}
+		for rows.Next() {
+			var id uuid.UUID
+			var st string
+			if err := rows.Scan(&id, &st); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = st
+		}
+		return out
+	}
+	if got := written(); len(got) != 1 || got[ids[1]] != "A" {
+		t.Fatalf("after an approach began, rows %v; want only driver %s, approaching A", got, ids[1])
+	}
+	if len(s.began) != 0 {
+		t.Errorf("%d approaches still listed after their write", len(s.began))
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := written(); len(got) != 3 {
+		t.Fatalf("after the tick, rows %v; want all three drivers", got)
+	}
+}
