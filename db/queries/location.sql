@@ -2,24 +2,24 @@
 -- One statement for a whole batch (the arrays are zipped in step; -1, the
 -- nil uuid, '' and the epoch stand for "none"); a row older than the
 -- stored one loses.
-INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, destination_area_id, updated_at)
+INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, destination_area_id, seats_free, updated_at)
 SELECT unnest(sqlc.arg('driver_ids')::uuid[]), unnest(sqlc.arg('lats')::float8[]), unnest(sqlc.arg('lngs')::float8[]),
        unnest(sqlc.arg('ats')::timestamptz[]), nullif(unnest(sqlc.arg('speeds')::float8[]), -1), nullif(unnest(sqlc.arg('headings')::float8[]), -1),
        nullif(unnest(sqlc.arg('route_ids')::uuid[]), '00000000-0000-0000-0000-000000000000'::uuid),
        nullif(unnest(sqlc.arg('approaching')::text[]), ''),
        nullif(unnest(sqlc.arg('etas')::timestamptz[]), 'epoch'::timestamptz),
-       nullif(unnest(sqlc.arg('destinations')::text[]), ''), now()
+       nullif(unnest(sqlc.arg('destinations')::text[]), ''), nullif(unnest(sqlc.arg('seats')::int[]), -1), now()
 ON CONFLICT (driver_id) DO UPDATE
 SET lat = excluded.lat, lng = excluded.lng, at = excluded.at, speed_mps = excluded.speed_mps, heading = excluded.heading,
     route_id = excluded.route_id, approaching_station_id = excluded.approaching_station_id, eta = excluded.eta,
-    destination_area_id = excluded.destination_area_id, updated_at = now()
+    destination_area_id = excluded.destination_area_id, seats_free = excluded.seats_free, updated_at = now()
 WHERE p.at <= excluded.at;
 
 -- name: ApproachingDrivers :many
 -- Drivers whose latest fix, fresh enough, puts them inside the trigger
 -- radius of station_id, on a route to area_id (or to an area not yet
 -- written: a row from before migration 14, rewritten within a second).
-SELECT driver_id, route_id, eta, at, destination_area_id FROM driver_positions
+SELECT driver_id, route_id, eta, at, destination_area_id, seats_free FROM driver_positions
 WHERE approaching_station_id = sqlc.arg('station_id') AND at > sqlc.arg('fresh_after') AND route_id IS NOT NULL
   AND (destination_area_id = sqlc.arg('area_id') OR destination_area_id IS NULL);
 

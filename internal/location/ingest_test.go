@@ -235,6 +235,39 @@ func TestIngestApproachThrottled(t *testing.T) {
 	tr.wantOffers("A", "A")
 }
 
+// An approach carries the route's free seats as last read; a refresh that
+// finds seats came back offers the approach again at once (matching may
+// have set it aside for want of seats), and one that finds none came back
+// does not.
+func TestIngestSeatsBackOfferedAgainAtOnce(t *testing.T) {
+	tr := newTracker(t, Config{}) // ApproachEvery 5 s
+	tr.mustSend(0, -2000)
+	tr.loadRoute()
+	tr.mustSend(60*time.Second, -400) // enters A's radius
+	tr.wantOffers("A")
+	if got := tr.sink.offers[0].SeatsFree; got != 3 {
+		t.Fatalf("approach seats = %d, want the route's 3", got)
+	}
+	routes := tr.s.routes.(*fakeRoutes)
+	setSeats := func(n int) {
+		routes.mu.Lock()
+		r := routes.routes[tr.driver]
+		r.SeatsFree = n
+		routes.routes[tr.driver] = r
+		routes.mu.Unlock()
+	}
+	tr.now = t0.Add(61 * time.Second)
+	setSeats(1) // a match took two
+	tr.s.refreshRoutes(context.Background(), false)
+	tr.wantOffers("A")
+	setSeats(3) // they cancelled
+	tr.s.refreshRoutes(context.Background(), false)
+	tr.wantOffers("A", "A")
+	if got := tr.sink.offers[1].SeatsFree; got != 3 {
+		t.Errorf("offered again with %d seats, want 3", got)
+	}
+}
+
 func TestIngestNoApproachWhenOffline(t *testing.T) {
 	tr := newTracker(t, Config{}) // OfflineAfter 60 s
 	tr.mustSend(0, -2000)

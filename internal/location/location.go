@@ -47,6 +47,10 @@ type Approach struct {
 	ETA               time.Time
 	At                time.Time // the time of the fix
 	DistanceM         float64
+	// SeatsFree is the route's free seats as this replica last read it
+	// (at most Config.RefreshEvery ago; a refresh that finds more offers
+	// the approach again at once); 0: not known.
+	SeatsFree int
 }
 
 // Sink takes approaches without ever blocking (the matching queue).
@@ -387,7 +391,7 @@ func (s *Service) track(driverID uuid.UUID, st *driverState, f Fix, now time.Tim
 	st.lastOffer = now
 	s.metrics.approaches.Inc()
 	s.sink.Offer(Approach{DriverID: driverID, RouteID: r.ID, StationID: p.Approaching.ID, DestinationAreaID: r.DestinationAreaID,
-		ETA: st.eta, At: f.At, DistanceM: p.DistanceM})
+		ETA: st.eta, At: f.At, DistanceM: p.DistanceM, SeatsFree: r.SeatsFree})
 }
 
 func removeStation(ahead []Station, id string) []Station {
@@ -466,9 +470,9 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 			p.Ats = append(p.Ats, f.At)
 			p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
 			p.Headings = append(p.Headings, orNone(f.Heading))
-			routeID, eta, dest := uuid.Nil, time.Unix(0, 0), ""
+			routeID, eta, dest, seats := uuid.Nil, time.Unix(0, 0), "", -1
 			if st.route != nil {
-				routeID, dest = st.route.ID, st.route.DestinationAreaID
+				routeID, dest, seats = st.route.ID, st.route.DestinationAreaID, st.route.SeatsFree
 			}
 			if st.approaching != "" {
 				eta = st.eta
@@ -477,6 +481,7 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 			p.Approaching = append(p.Approaching, st.approaching)
 			p.Etas = append(p.Etas, eta)
 			p.Destinations = append(p.Destinations, dest)
+			p.Seats = append(p.Seats, int32(seats))
 			st.dirty, st.approachChanged = false, false
 			states = append(states, st)
 		}
@@ -552,12 +557,16 @@ func (s *Service) refreshRoutes(ctx context.Context, onlyUnknown bool) {
 	for _, id := range ids {
 		st := s.state(id)
 		st.mu.Lock()
+		again := false
 		if r, ok := routes[id]; ok {
 			r := r
 			if st.route == nil || st.route.ID != r.ID {
 				st.reached = map[string]bool{}
 				st.approaching = ""
 			} else {
+				// Seats came back (a rider cancelled or was a no-show):
+				// matching may have set an approach aside for want of them.
+				again = r.SeatsFree > st.route.SeatsFree && st.approaching != ""
 				// Keep stations this replica saw passed but not yet stored.
 				known := map[string]bool{}
 				for _, a := range st.route.Ahead {
@@ -578,7 +587,10 @@ func (s *Service) refreshRoutes(ctx context.Context, onlyUnknown bool) {
 		}
 		first := !st.routeKnown
 		st.routeKnown = true
-		if first && st.last != nil {
+		if again {
+			st.lastOffer = time.Time{}
+		}
+		if (first || again) && st.last != nil {
 			s.track(id, st, *st.last, s.now())
 		}
 		st.mu.Unlock()

@@ -35,8 +35,9 @@ func NewPositions(pool *pgxpool.Pool, offlineAfter time.Duration) *Positions {
 
 // Approaching returns the drivers whose latest fresh fix, as written by any
 // replica, puts them in the trigger radius of stationID on a route to
-// areaID. An approach whose destination was not yet written (a row older
-// than the column) comes with DestinationAreaID empty.
+// areaID, with the route's free seats as that replica last read them. An
+// approach whose destination was not yet written (a row older than the
+// column) comes with DestinationAreaID empty and SeatsFree 0 (not known).
 func (s *Positions) Approaching(ctx context.Context, stationID, areaID string) ([]Approach, error) {
 	rows, err := s.q.ApproachingDrivers(ctx, locationdb.ApproachingDriversParams{StationID: &stationID, AreaID: &areaID,
 		FreshAfter: s.now().Add(-s.offlineAfter)})
@@ -54,6 +55,9 @@ func (s *Positions) Approaching(ctx context.Context, stationID, areaID string) (
 		}
 		if r.DestinationAreaID != nil {
 			a.DestinationAreaID = *r.DestinationAreaID
+		}
+		if r.SeatsFree != nil {
+			a.SeatsFree = int(*r.SeatsFree)
 		}
 		out = append(out, a)
 	}

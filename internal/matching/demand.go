@@ -17,9 +17,14 @@ import (
 // (nobody waits, or everyone arrives later than the driver's ETA plus
 // Config.Grace, the rule rider.LockWaiting applies) is parked instead of
 // matched, and costs no Postgres round trip; most approaches are of this
-// kind. An approach that goes on is judged again on the route's free seats
-// as just read (fits): where no waiting party fits in them, no
-// transaction is opened.
+// kind. The approach's free seats count too: where no eligible party
+// fits in them, it is parked as well. Those seats are the location
+// service's copy of the route, at most its refresh period old and so
+// possibly lower than the truth just after seats came back; that refresh
+// offers the approach again at once when it finds more seats. An approach
+// that goes on is judged again on the free seats as just read from
+// Postgres (fits): where no waiting party fits in them, no transaction is
+// opened.
 //
 // The view may say "maybe" wrongly (a request matched or cancelled since
 // the last read), never "nobody" wrongly for longer than one refresh:
@@ -107,15 +112,15 @@ func (d *demand) maybeLocked(q queued, seats int, now time.Time) bool {
 	return ok && l.arrival.any(seats, latest)
 }
 
-// park keeps q and returns true when no rider waiting could take it; else
-// it returns false (and forgets an older parked approach of the same
-// driver, since q replaces it). An approach that does not name the
-// driver's destination (read back from the positions table) is never
-// parked.
+// park keeps q and returns true when no rider waiting could take it (by
+// destination, arrival and q's free seats); else it returns false (and
+// forgets an older parked approach of the same driver, since q replaces
+// it). An approach that does not name the driver's destination (a
+// positions row from before the column) is never parked.
 func (d *demand) park(q queued, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if q.DestinationAreaID == "" || d.maybeLocked(q, 0, now) {
+	if q.DestinationAreaID == "" || d.maybeLocked(q, q.SeatsFree, now) {
 		delete(d.parked, q.DriverID)
 		return false
 	}
@@ -177,7 +182,7 @@ func (d *demand) unparkLocked(now time.Time) []queued {
 		switch {
 		case now.Sub(q.At) > d.maxParked:
 			delete(d.parked, id)
-		case d.maybeLocked(q, 0, now):
+		case d.maybeLocked(q, q.SeatsFree, now):
 			delete(d.parked, id)
 			out = append(out, q)
 		}

@@ -133,6 +133,33 @@ func TestDemandViewNeverSaysNobodyWrongly(t *testing.T) {
 			t.Error("a view never read said nobody fits")
 		}
 	})
+	t.Run("parked where no eligible party fits the approach's seats; unknown seats fit anyone", func(t *testing.T) {
+		d := view()
+		four := waiting("hsr", t0.Add(time.Minute))
+		four.PartySize = 4
+		d.install([]rider.Demand{four}, t0)
+		q := approach("hsr", t0)
+		q.SeatsFree = 3
+		if !d.park(q, t0) {
+			t.Error("a 3-seat approach not parked though only a party of 4 waits")
+		}
+		q.SeatsFree = 4
+		if d.park(q, t0) {
+			t.Error("a 4-seat approach parked though a party of 4 waits")
+		}
+		q.SeatsFree = 0
+		if d.park(q, t0) {
+			t.Error("an approach with unknown seats parked though a party waits")
+		}
+		small := approach("hsr", t0)
+		small.SeatsFree = 2
+		d.park(small, t0)
+		two := waiting("hsr", t0.Add(2*time.Minute))
+		two.PartySize = 2
+		if back := d.install([]rider.Demand{four, two}, t0.Add(time.Second)); len(back) != 1 || back[0].DriverID != small.DriverID {
+			t.Errorf("a party of 2 asked, handed back %v; want the 2-seat approach", back)
+		}
+	})
 	t.Run("a read that finds a rider hands back the approaches parked there", func(t *testing.T) {
 		d := view()
 		d.install(nil, t0)
@@ -305,5 +332,36 @@ func TestDemandSkipsTransactionWhenNoWaitingPartyFits(t *testing.T) {
 	}
 	if len(res.Matched) != 1 || res.Matched[0] != req.ID {
 		t.Fatalf("Match = %+v, want the party of 4 (%s) in the 4-seat route", res, req.ID)
+	}
+}
+
+// stubPositions reads back fixed approaching drivers.
+type stubPositions []location.Approach
+
+func (p stubPositions) Approaching(context.Context, string, string) ([]location.Approach, error) { return p, nil }
+
+// A new request's lookup of approaching drivers sets aside, without a read
+// of each route, the drivers whose free seats (as stored with their
+// position) fit no party waiting; the others go to a match.
+func TestDemandRequestSetsAsideDriversWithTooFewSeats(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	small, big := w.approach(w.user(t, "driver"), uuid.New()), w.approach(w.user(t, "driver"), uuid.New())
+	small.SeatsFree, big.SeatsFree = 3, 4
+	m := New(w.pool, Config{}, w.drivers, w.riders, w.trips, w.events, stubPositions{small, big}, fakeNames{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	m.refreshDemand(ctx)
+	four := 4
+	if _, err := m.Request(ctx, w.user(t, "rider"), rider.RequestInput{StationID: "hsr", DestinationAreaID: "kudlu-gate",
+		ArrivalTime: time.Now().Add(time.Minute).UTC().Format(time.RFC3339), PartySize: &four}); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.ready) != 1 {
+		t.Fatalf("%d approaches queued, want only the 4-seat driver's", len(m.ready))
+	}
+	if q, _ := m.take(<-m.ready); q.DriverID != big.DriverID {
+		t.Errorf("queued driver %s, want the 4-seat one %s", q.DriverID, big.DriverID)
+	}
+	if got := testutil.ToFloat64(m.m.parked); got != 1 {
+		t.Errorf("parked = %v, want the 3-seat driver", got)
 	}
 }

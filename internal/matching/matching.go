@@ -481,6 +481,11 @@ func (s *Service) RequestCreated(ctx context.Context, r rider.Request) {
 	}
 	for _, a := range as {
 		s.m.received.Inc()
-		s.enqueue(queued{Approach: a, offered: s.now()})
+		q := queued{Approach: a, offered: s.now()}
+		if s.demand.park(q, q.offered) { // too few seats for every party that may take it
+			s.m.parked.Inc()
+			continue
+		}
+		s.enqueue(q)
 	}
 }

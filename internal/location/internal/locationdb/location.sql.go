@@ -13,7 +13,7 @@ import (
 )
 
 const approachingDrivers = `-- name: ApproachingDrivers :many
-SELECT driver_id, route_id, eta, at, destination_area_id FROM driver_positions
+SELECT driver_id, route_id, eta, at, destination_area_id, seats_free FROM driver_positions
 WHERE approaching_station_id = $1 AND at > $2 AND route_id IS NOT NULL
   AND (destination_area_id = $3 OR destination_area_id IS NULL)
 `
@@ -30,6 +30,7 @@ type ApproachingDriversRow struct {
 	Eta               *time.Time
 	At                time.Time
 	DestinationAreaID *string
+	SeatsFree         *int32
 }
 
 // Drivers whose latest fix, fresh enough, puts them inside the trigger
@@ -50,6 +51,7 @@ func (q *Queries) ApproachingDrivers(ctx context.Context, arg ApproachingDrivers
 			&i.Eta,
 			&i.At,
 			&i.DestinationAreaID,
+			&i.SeatsFree,
 		); err != nil {
 			return nil, err
 		}
@@ -62,7 +64,7 @@ func (q *Queries) ApproachingDrivers(ctx context.Context, arg ApproachingDrivers
 }
 
 const getPosition = `-- name: GetPosition :one
-SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id FROM driver_positions WHERE driver_id = $1
+SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id, seats_free FROM driver_positions WHERE driver_id = $1
 `
 
 func (q *Queries) GetPosition(ctx context.Context, driverID uuid.UUID) (DriverPosition, error) {
@@ -80,12 +82,13 @@ func (q *Queries) GetPosition(ctx context.Context, driverID uuid.UUID) (DriverPo
 		&i.Eta,
 		&i.UpdatedAt,
 		&i.DestinationAreaID,
+		&i.SeatsFree,
 	)
 	return i, err
 }
 
 const latestPositions = `-- name: LatestPositions :many
-SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id FROM driver_positions
+SELECT driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, updated_at, destination_area_id, seats_free FROM driver_positions
 WHERE at > $1 AND driver_id > $2
 ORDER BY driver_id LIMIT $3
 `
@@ -118,6 +121,7 @@ func (q *Queries) LatestPositions(ctx context.Context, arg LatestPositionsParams
 			&i.Eta,
 			&i.UpdatedAt,
 			&i.DestinationAreaID,
+			&i.SeatsFree,
 		); err != nil {
 			return nil, err
 		}
@@ -130,17 +134,17 @@ func (q *Queries) LatestPositions(ctx context.Context, arg LatestPositionsParams
 }
 
 const upsertPositions = `-- name: UpsertPositions :exec
-INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, destination_area_id, updated_at)
+INSERT INTO driver_positions AS p (driver_id, lat, lng, at, speed_mps, heading, route_id, approaching_station_id, eta, destination_area_id, seats_free, updated_at)
 SELECT unnest($1::uuid[]), unnest($2::float8[]), unnest($3::float8[]),
        unnest($4::timestamptz[]), nullif(unnest($5::float8[]), -1), nullif(unnest($6::float8[]), -1),
        nullif(unnest($7::uuid[]), '00000000-0000-0000-0000-000000000000'::uuid),
        nullif(unnest($8::text[]), ''),
        nullif(unnest($9::timestamptz[]), 'epoch'::timestamptz),
-       nullif(unnest($10::text[]), ''), now()
+       nullif(unnest($10::text[]), ''), nullif(unnest($11::int[]), -1), now()
 ON CONFLICT (driver_id) DO UPDATE
 SET lat = excluded.lat, lng = excluded.lng, at = excluded.at, speed_mps = excluded.speed_mps, heading = excluded.heading,
     route_id = excluded.route_id, approaching_station_id = excluded.approaching_station_id, eta = excluded.eta,
-    destination_area_id = excluded.destination_area_id, updated_at = now()
+    destination_area_id = excluded.destination_area_id, seats_free = excluded.seats_free, updated_at = now()
 WHERE p.at <= excluded.at
 `
 
@@ -155,6 +159,7 @@ type UpsertPositionsParams struct {
 	Approaching  []string
 	Etas         []time.Time
 	Destinations []string
+	Seats        []int32
 }
 
 // One statement for a whole batch (the arrays are zipped in step; -1, the
@@ -172,6 +177,7 @@ func (q *Queries) UpsertPositions(ctx context.Context, arg UpsertPositionsParams
 		arg.Approaching,
 		arg.Etas,
 		arg.Destinations,
+		arg.Seats,
 	)
 	return err
 }

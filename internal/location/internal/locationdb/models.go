@@ -22,4 +22,5 @@ type DriverPosition struct {
 	Eta                  *time.Time
 	UpdatedAt            time.Time
 	DestinationAreaID    *string
+	SeatsFree            *int32
 }

@@ -1,0 +1,1 @@
+ALTER TABLE driver_positions DROP COLUMN seats_free;
