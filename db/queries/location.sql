@@ -15,6 +15,24 @@ SET lat = excluded.lat, lng = excluded.lng, at = excluded.at, speed_mps = exclud
     destination_area_id = excluded.destination_area_id, seats_free = excluded.seats_free, updated_at = now()
 WHERE p.at <= excluded.at;
 
+-- name: UpdatePositions :many
+-- The rows this replica wrote before, in one statement (cheaper than the
+-- upsert: no insert attempt per row); it returns the drivers whose row it
+-- changed. A row gone, or newer from another replica, is not changed.
+UPDATE driver_positions AS p
+SET lat = u.lat, lng = u.lng, at = u.at, speed_mps = nullif(u.speed, -1), heading = nullif(u.heading, -1),
+    route_id = nullif(u.route_id, '00000000-0000-0000-0000-000000000000'::uuid),
+    approaching_station_id = nullif(u.approaching, ''), eta = nullif(u.eta, 'epoch'::timestamptz),
+    destination_area_id = nullif(u.destination, ''), seats_free = nullif(u.seats, -1), updated_at = now()
+FROM (SELECT unnest(sqlc.arg('driver_ids')::uuid[]) AS driver_id, unnest(sqlc.arg('lats')::float8[]) AS lat,
+             unnest(sqlc.arg('lngs')::float8[]) AS lng, unnest(sqlc.arg('ats')::timestamptz[]) AS at,
+             unnest(sqlc.arg('speeds')::float8[]) AS speed, unnest(sqlc.arg('headings')::float8[]) AS heading,
+             unnest(sqlc.arg('route_ids')::uuid[]) AS route_id, unnest(sqlc.arg('approaching')::text[]) AS approaching,
+             unnest(sqlc.arg('etas')::timestamptz[]) AS eta, unnest(sqlc.arg('destinations')::text[]) AS destination,
+             unnest(sqlc.arg('seats')::int[]) AS seats) AS u
+WHERE p.driver_id = u.driver_id AND p.at <= u.at
+RETURNING p.driver_id;
+
 -- name: ApproachingDrivers :many
 -- Drivers whose latest fix, fresh enough, puts them inside the trigger
 -- radius of station_id, on a route to area_id (or to an area not yet

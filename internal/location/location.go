@@ -135,6 +135,9 @@ type driverState struct {
 	lastOffer   time.Time
 	lastPublish time.Time
 	dirty       bool
+	// stored: this replica's last write of the driver's row found it, so
+	// the next is a plain update (cheaper than an upsert).
+	stored bool
 	// approachChanged: an approach began since the last write, so other
 	// replicas should see this driver's row now, not at the next tick.
 	approachChanged bool
@@ -457,34 +460,21 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 	began := s.began
 	s.began = nil // a full write takes these too
 	s.beganMu.Unlock()
-	var p locationdb.UpsertPositionsParams
-	var states []*driverState
+	// Rows written before are updated; the others (new drivers, and rows
+	// an update did not find) are upserted.
+	var upd, ups positionBatch
 	add := func(id uuid.UUID, st *driverState) {
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		if st.dirty && st.last != nil && (!onlyApproaching || st.approachChanged) {
-			f := st.last
-			p.DriverIds = append(p.DriverIds, id)
-			p.Lats = append(p.Lats, f.Point.Lat)
-			p.Lngs = append(p.Lngs, f.Point.Lng)
-			p.Ats = append(p.Ats, f.At)
-			p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
-			p.Headings = append(p.Headings, orNone(f.Heading))
-			routeID, eta, dest, seats := uuid.Nil, time.Unix(0, 0), "", -1
-			if st.route != nil {
-				routeID, dest, seats = st.route.ID, st.route.DestinationAreaID, st.route.SeatsFree
-			}
-			if st.approaching != "" {
-				eta = st.eta
-			}
-			p.RouteIds = append(p.RouteIds, routeID)
-			p.Approaching = append(p.Approaching, st.approaching)
-			p.Etas = append(p.Etas, eta)
-			p.Destinations = append(p.Destinations, dest)
-			p.Seats = append(p.Seats, int32(seats))
-			st.dirty, st.approachChanged = false, false
-			states = append(states, st)
+		if !st.dirty || st.last == nil || (onlyApproaching && !st.approachChanged) {
+			return
 		}
+		b := &ups
+		if st.stored {
+			b = &upd
+		}
+		b.add(id, st)
+		st.dirty, st.approachChanged = false, false
 	}
 	if onlyApproaching {
 		for _, b := range began {
@@ -500,19 +490,87 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 			sh.mu.RUnlock()
 		}
 	}
-	if len(p.DriverIds) == 0 {
-		return nil
-	}
-	if err := s.q.UpsertPositions(ctx, p); err != nil {
-		for _, st := range states { // try again next time
-			st.mu.Lock()
-			st.dirty = true
-			st.mu.Unlock()
+	var errs []error
+	if len(upd.p.DriverIds) > 0 {
+		found, err := s.q.UpdatePositions(ctx, locationdb.UpdatePositionsParams(upd.p))
+		if err != nil {
+			upd.retry(nil)
+			errs = append(errs, fmt.Errorf("update %d positions: %w", len(upd.p.DriverIds), err))
+		} else {
+			upd.retry(found) // a row gone (or newer from elsewhere): upsert it next time
+			s.metrics.written.Add(float64(len(found)))
 		}
-		return fmt.Errorf("write %d positions: %w", len(p.DriverIds), err)
 	}
-	s.metrics.written.Add(float64(len(p.DriverIds)))
-	return nil
+	if len(ups.p.DriverIds) > 0 {
+		if err := s.q.UpsertPositions(ctx, ups.p); err != nil {
+			ups.retry(nil)
+			errs = append(errs, fmt.Errorf("write %d positions: %w", len(ups.p.DriverIds), err))
+		} else {
+			ups.stored()
+			s.metrics.written.Add(float64(len(ups.p.DriverIds)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// positionBatch is the rows of one write, with the state of each driver.
+type positionBatch struct {
+	p      locationdb.UpsertPositionsParams
+	states []*driverState
+}
+
+// add appends the row of a driver; st is locked.
+func (b *positionBatch) add(id uuid.UUID, st *driverState) {
+	f := st.last
+	p := &b.p
+	p.DriverIds = append(p.DriverIds, id)
+	p.Lats = append(p.Lats, f.Point.Lat)
+	p.Lngs = append(p.Lngs, f.Point.Lng)
+	p.Ats = append(p.Ats, f.At)
+	p.Speeds = append(p.Speeds, orNone(f.SpeedMps))
+	p.Headings = append(p.Headings, orNone(f.Heading))
+	routeID, eta, dest, seats := uuid.Nil, time.Unix(0, 0), "", -1
+	if st.route != nil {
+		routeID, dest, seats = st.route.ID, st.route.DestinationAreaID, st.route.SeatsFree
+	}
+	if st.approaching != "" {
+		eta = st.eta
+	}
+	p.RouteIds = append(p.RouteIds, routeID)
+	p.Approaching = append(p.Approaching, st.approaching)
+	p.Etas = append(p.Etas, eta)
+	p.Destinations = append(p.Destinations, dest)
+	p.Seats = append(p.Seats, int32(seats))
+	b.states = append(b.states, st)
+}
+
+// retry marks the rows of the batch not in written (all when written is
+// nil) for writing again, as upserts, at the next write.
+func (b *positionBatch) retry(written []uuid.UUID) {
+	if written != nil && len(written) == len(b.states) {
+		return // every row written (the ids are distinct)
+	}
+	done := make(map[uuid.UUID]bool, len(written))
+	for _, id := range written {
+		done[id] = true
+	}
+	for i, st := range b.states {
+		if done[b.p.DriverIds[i]] {
+			continue
+		}
+		st.mu.Lock()
+		st.dirty, st.stored = true, false
+		st.mu.Unlock()
+	}
+}
+
+// stored marks every row of the batch as written.
+func (b *positionBatch) stored() {
+	for _, st := range b.states {
+		st.mu.Lock()
+		st.stored = true
+		st.mu.Unlock()
+	}
 }
 
 func orNone(v *float64) float64 {

@@ -141,3 +141,71 @@ func TestApproachBeganIsWrittenAlone(t *testing.T) {
 		t.Fatalf("after the tick, rows %v; want all three drivers", got)
 	}
 }
+
+// A row this replica wrote before is updated in place; one that is gone
+// (the table emptied by a crash, being unlogged) is written again at the
+// next write, and one newer from another replica is left alone.
+func TestPositionsRewrittenAfterTheRowIsGone(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	ids := make([]uuid.UUID, 2)
+	for i := range ids {
+		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
+			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(pool, Config{}, &fakeRoutes{}, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	now := time.Now().Add(-30 * time.Second).Truncate(time.Microsecond) // as Postgres keeps it
+	send := func(d time.Duration) {
+		t.Helper()
+		for i, id := range ids {
+			if err := s.Ingest(id, Fix{Point: north(base, float64(i*1000)+d.Seconds()), At: now.Add(d)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ats := func() map[uuid.UUID]time.Time {
+		t.Helper()
+		rows, err := pool.Query(ctx, "SELECT driver_id, at FROM driver_positions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[uuid.UUID]time.Time{}
+		for rows.Next() {
+			var id uuid.UUID
+			var at time.Time
+			if err := rows.Scan(&id, &at); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = at
+		}
+		return out
+	}
+	send(0) // inserted
+	send(time.Second)
+	if got := ats(); len(got) != 2 || !got[ids[0]].Equal(now.Add(time.Second)) {
+		t.Fatalf("after two writes, rows %v; want both at +1 s", got)
+	}
+	if _, err := pool.Exec(ctx, "DELETE FROM driver_positions WHERE driver_id = $1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	newer := now.Add(time.Hour)
+	if _, err := pool.Exec(ctx, "UPDATE driver_positions SET at = $2 WHERE driver_id = $1", ids[1], newer); err != nil {
+		t.Fatal(err)
+	}
+	send(2 * time.Second) // finds neither row to update
+	send(3 * time.Second) // writes them as new
+	got := ats()
+	if !got[ids[0]].Equal(now.Add(3 * time.Second)) {
+		t.Errorf("the deleted row is %v, want written again at +3 s", got[ids[0]])
+	}
+	if !got[ids[1]].Equal(newer) {
+		t.Errorf("the row newer from elsewhere is %v, want left at %v", got[ids[1]], newer)
+	}
+}
