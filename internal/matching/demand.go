@@ -46,7 +46,7 @@ type demand struct {
 	grace      time.Duration // Config.Grace
 
 	mu      sync.Mutex
-	readAt  time.Time               // when the read behind waiting began; zero: never read
+	readAt  time.Time // when the read behind waiting began; zero: never read
 	waiting map[demandKey]arrivals
 	added   map[demandKey]localRequest
 	parked  map[uuid.UUID]queued // the newest parked approach of each driver

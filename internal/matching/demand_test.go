@@ -338,7 +338,9 @@ func TestDemandSkipsTransactionWhenNoWaitingPartyFits(t *testing.T) {
 // stubPositions reads back fixed approaching drivers.
 type stubPositions []location.Approach
 
-func (p stubPositions) Approaching(context.Context, string, string) ([]location.Approach, error) { return p, nil }
+func (p stubPositions) Approaching(context.Context, string, string) ([]location.Approach, error) {
+	return p, nil
+}
 
 // A new request's lookup of approaching drivers sets aside, without a read
 // of each route, the drivers whose free seats (as stored with their
