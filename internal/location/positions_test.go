@@ -9,12 +9,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lastmile/lastmile/internal/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// newDriver adds a driver account (driver_positions refers to users).
+func newDriver(tb testing.TB, pool *pgxpool.Pool) uuid.UUID {
+	tb.Helper()
+	var id uuid.UUID
+	err := pool.QueryRow(context.Background(), "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
+		fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id
+}
 
 // Drivers approaching a station are read back by destination: a new
 // request's lookup gets only the drivers going its way, each naming its
@@ -23,17 +36,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestApproachingReadsBackOnlyDriversGoingThatWay(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.New(t)
-	user := func() uuid.UUID {
-		var id uuid.UUID
-		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
-			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
-	}
 	ahead := []Station{{ID: "A", Point: base, RadiusM: 500}}
-	toKudlu, toAgara, unwritten := user(), user(), user()
+	toKudlu, toAgara, unwritten := newDriver(t, pool), newDriver(t, pool), newDriver(t, pool)
 	routes := &fakeRoutes{routes: map[uuid.UUID]Route{
 		toKudlu:   {ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: ahead},
 		toAgara:   {ID: uuid.New(), DestinationAreaID: "agara", SeatsFree: 3, Ahead: ahead},
@@ -87,11 +91,7 @@ func TestApproachBeganIsWrittenAlone(t *testing.T) {
 	ids := make([]uuid.UUID, 3)
 	routes := &fakeRoutes{routes: map[uuid.UUID]Route{}}
 	for i := range ids {
-		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
-			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&ids[i])
-		if err != nil {
-			t.Fatal(err)
-		}
+		ids[i] = newDriver(t, pool)
 		routes.routes[ids[i]] = Route{ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: []Station{{ID: "A", Point: base, RadiusM: 500}}}
 	}
 	s := New(pool, Config{}, routes, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
@@ -150,11 +150,7 @@ func TestPositionsRewrittenAfterTheRowIsGone(t *testing.T) {
 	pool := pgtest.New(t)
 	ids := make([]uuid.UUID, 2)
 	for i := range ids {
-		err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash, name, role) VALUES ($1, 'x', 'D', 'driver') RETURNING id",
-			fmt.Sprintf("driver-%s@example.com", uuid.NewString()[:12])).Scan(&ids[i])
-		if err != nil {
-			t.Fatal(err)
-		}
+		ids[i] = newDriver(t, pool)
 	}
 	s := New(pool, Config{}, &fakeRoutes{}, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	now := time.Now().Add(-30 * time.Second).Truncate(time.Microsecond) // as Postgres keeps it
