@@ -166,6 +166,11 @@ type Service struct {
 	shards  [shardCount]shard
 	refresh chan struct{} // a driver with no known route sent a fix
 	flush   chan struct{} // an approach began: write positions now
+	// batches are the two batches of a write (updates, upserts), kept
+	// between writes so that their arrays are not allocated anew each
+	// second; flushMu makes one write at a time use them.
+	flushMu sync.Mutex
+	batches [2]positionBatch
 	// began lists the drivers whose approach began since the last write
 	// (each once: when its approachChanged turned true), so that writing
 	// them at once visits them only, not every driver.
@@ -462,16 +467,22 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 	s.beganMu.Unlock()
 	// Rows written before are updated; the others (new drivers, and rows
 	// an update did not find) are upserted.
-	var upd, ups positionBatch
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	upd, ups := &s.batches[0], &s.batches[1]
+	upd.reset()
+	ups.reset()
+	defer upd.release()
+	defer ups.release()
 	add := func(id uuid.UUID, st *driverState) {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		if !st.dirty || st.last == nil || (onlyApproaching && !st.approachChanged) {
 			return
 		}
-		b := &ups
+		b := ups
 		if st.stored {
-			b = &upd
+			b = upd
 		}
 		b.add(id, st)
 		st.dirty, st.approachChanged = false, false
@@ -517,6 +528,24 @@ func (s *Service) flushPositions(ctx context.Context, onlyApproaching bool) erro
 type positionBatch struct {
 	p      locationdb.UpsertPositionsParams
 	states []*driverState
+}
+
+// reset empties the batch, keeping its arrays.
+func (b *positionBatch) reset() {
+	p := &b.p
+	p.DriverIds, p.Lats, p.Lngs, p.Ats = p.DriverIds[:0], p.Lats[:0], p.Lngs[:0], p.Ats[:0]
+	p.Speeds, p.Headings, p.RouteIds, p.Approaching = p.Speeds[:0], p.Headings[:0], p.RouteIds[:0], p.Approaching[:0]
+	p.Etas, p.Destinations, p.Seats = p.Etas[:0], p.Destinations[:0], p.Seats[:0]
+	b.states = b.states[:0]
+}
+
+// release drops what the batch refers to (driver states, strings), so that
+// a driver evicted since is not kept alive by the kept arrays.
+func (b *positionBatch) release() {
+	clear(b.states[:cap(b.states)])
+	clear(b.p.Approaching[:cap(b.p.Approaching)])
+	clear(b.p.Destinations[:cap(b.p.Destinations)])
+	b.reset()
 }
 
 // add appends the row of a driver; st is locked.
