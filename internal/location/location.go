@@ -382,6 +382,7 @@ func (s *Service) track(driverID uuid.UUID, st *driverState, f Fix, now time.Tim
 	began := st.approaching != p.Approaching.ID
 	st.approaching = p.Approaching.ID
 	if began {
+		st.dirty = true // the row's approaching station changes, whether or not a fix came with it
 		if !st.approachChanged {
 			st.approachChanged = true
 			s.beganMu.Lock()

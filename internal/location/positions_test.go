@@ -205,3 +205,34 @@ func TestPositionsRewrittenAfterTheRowIsGone(t *testing.T) {
 		t.Errorf("the row newer from elsewhere is %v, want left at %v", got[ids[1]], newer)
 	}
 }
+
+// An approach that begins when the driver's route is first read (the fix
+// that puts it in the radius was written before the route was known) is
+// written at once too: the row's approaching station changed though no
+// fix came with it.
+func TestApproachBeganOnRouteReadIsWrittenAtOnce(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.New(t)
+	d := newDriver(t, pool)
+	routes := &fakeRoutes{routes: map[uuid.UUID]Route{
+		d: {ID: uuid.New(), DestinationAreaID: "kudlu-gate", SeatsFree: 3, Ahead: []Station{{ID: "A", Point: base, RadiusM: 500}}},
+	}}
+	s := New(pool, Config{}, routes, &fakeSink{}, fakePublisher{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err := s.Ingest(d, Fix{Point: north(base, -300), At: time.Now()}); err != nil { // inside A, route not yet known
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.refreshRoutes(ctx, true) // the route is read: the approach begins
+	if err := s.flushPositions(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	var approaching *string
+	if err := pool.QueryRow(ctx, "SELECT approaching_station_id FROM driver_positions WHERE driver_id = $1", d).Scan(&approaching); err != nil {
+		t.Fatal(err)
+	}
+	if approaching == nil || *approaching != "A" {
+		t.Fatalf("approaching_station_id = %v after the approach began, want A", approaching)
+	}
+}
