@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -288,7 +289,7 @@ type send struct {
 // sender sends the fixes of a shard of the sockets. Its goroutine owns q
 // and buf; seq and cur tell the watchdog which write is in progress.
 type sender struct {
-	q   []send // a min-heap by at
+	q   sendQueue
 	buf []byte
 	seq atomic.Uint64              // odd while a write is in progress
 	cur atomic.Pointer[loadDriver] // the socket being written while seq is odd
@@ -314,9 +315,7 @@ func drive(ctx context.Context, drivers []*loadDriver, interval time.Duration, t
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, s := range senders {
-		for i := len(s.q)/2 - 1; i >= 0; i-- {
-			s.down(i)
-		}
+		heap.Init(&s.q)
 		wg.Go(func() { s.run(ctx, start, interval, t0, cnt) })
 	}
 	// The watchdog outlives ctx: a sender stuck in a write sees ctx only
@@ -358,7 +357,7 @@ func (s *sender) run(ctx context.Context, start time.Time, interval time.Duratio
 		}
 		d := next.d
 		if d.dead.Load() {
-			s.pop()
+			heap.Pop(&s.q) // a socket that has closed
 			continue
 		}
 		at := now
@@ -386,35 +385,24 @@ func (s *sender) run(ctx context.Context, start time.Time, interval time.Duratio
 			cnt.late.Add(int64(missed))
 			next.at += missed * interval
 		}
-		s.down(0)
+		heap.Fix(&s.q, 0)
 	}
 }
 
-// down moves q[i] down the heap to its place.
-func (s *sender) down(i int) {
-	q := s.q
-	for {
-		m := 2*i + 1
-		if m >= len(q) {
-			return
-		}
-		if r := m + 1; r < len(q) && q[r].at < q[m].at {
-			m = r
-		}
-		if q[i].at <= q[m].at {
-			return
-		}
-		q[i], q[m] = q[m], q[i]
-		i = m
-	}
-}
+// sendQueue is a min-heap of sends by due time (container/heap).
+type sendQueue []send
 
-// pop drops the earliest send (a socket that has closed).
-func (s *sender) pop() {
-	n := len(s.q) - 1
-	s.q[0], s.q[n] = s.q[n], send{}
-	s.q = s.q[:n]
-	s.down(0)
+func (q sendQueue) Len() int           { return len(q) }
+func (q sendQueue) Less(i, j int) bool { return q[i].at < q[j].at }
+func (q sendQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *sendQueue) Push(x any)        { *q = append(*q, x.(send)) }
+func (q *sendQueue) Pop() any {
+	old := *q
+	n := len(old) - 1
+	x := old[n]
+	old[n] = send{}
+	*q = old[:n]
+	return x
 }
 
 // watchdog closes the socket of any sender's write that has been in
