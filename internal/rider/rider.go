@@ -121,7 +121,7 @@ func (s *Service) validate(in RequestInput) (time.Time, int, error) {
 	party := 1
 	if in.PartySize != nil {
 		party = *in.PartySize
-		v.Check(party >= 1 && party <= MaxPartySize, "party_size", "must be between 1 and 4")
+		v.Check(party >= 1 && party <= MaxPartySize, "party_size", fmt.Sprintf("must be between 1 and %d", MaxPartySize))
 	}
 	return at, party, v.Err()
 }
